@@ -1,0 +1,56 @@
+# orders_etl: every target installs what it needs, so each works from a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+WAREHOUSE ?= ./warehouse
+DELTA_ARTIFACT := io.delta:delta-spark_4.2_2.13:4.4.0
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test test-fast lint typecheck check demo bench dist clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@# First Spark start: Spark's own resolver fetches the Delta jars from Maven Central.
+	@# If it cannot, Maven fills ~/.m2, which Spark's resolver also reads, and we try again.
+	$(PY) -m orders_etl.session || { \
+	  mvn -q dependency:get -Dartifact=$(DELTA_ARTIFACT) && $(PY) -m orders_etl.session; }
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv, install the package and dev tools, cache the Delta jars
+
+test: setup ## run the whole test suite (what CI runs)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## the suite without the slow fault-injection tests
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+lint: setup ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: setup ## mypy --strict
+	$(VENV)/bin/mypy
+
+check: lint typecheck test ## lint, typecheck and test
+
+demo: setup ## generate a week of late-arriving batches and run the pipeline on $(WAREHOUSE)
+	$(VENV)/bin/orders-etl demo --warehouse $(WAREHOUSE)
+
+bench: setup ## benchmark incremental vs full refresh (minutes; writes bench/results.md)
+	$(PY) bench/run.py
+
+dist: setup ## build a wheel and a zip for spark-submit --py-files into dist/
+	rm -rf dist build
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(PY) -c "import shutil; shutil.make_archive('dist/orders_etl', 'zip', '.', 'orders_etl')"
+	@ls -1 dist
+
+clean: ## remove the venv, build output and the local warehouse
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache $(WAREHOUSE)

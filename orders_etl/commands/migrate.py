@@ -1,0 +1,44 @@
+"""`migrate`: create missing tables; add missing nullable columns to an existing landing."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from orders_etl.context import CommandResult, RunContext
+from orders_etl.io.tables import (
+    TABLES,
+    Warehouse,
+    add_landing_columns,
+    create_table,
+    table_exists,
+)
+from orders_etl.schemas import ORDERS_LANDING
+
+
+def prepare_landing(spark: SparkSession, warehouse: Warehouse) -> list[str]:
+    """Create `orders_landing`, or add the columns an older one lacks; return columns added."""
+    path = warehouse.path(ORDERS_LANDING)
+    if table_exists(spark, path):
+        return add_landing_columns(spark, path)
+    create_table(spark, warehouse, next(t for t in TABLES if t.name == ORDERS_LANDING))
+    return []
+
+
+def migrate_warehouse(spark: SparkSession, warehouse: Warehouse) -> dict[str, list[str]]:
+    """Bring every contract table into existence and shape; idempotent."""
+    added = prepare_landing(spark, warehouse)
+    created = [
+        t.name for t in TABLES if t.name != ORDERS_LANDING and create_table(spark, warehouse, t)
+    ]
+    return {"tables_created": created, "landing_columns_added": added}
+
+
+def run(ctx: RunContext) -> CommandResult:
+    """Run `migrate`."""
+    metrics = migrate_warehouse(ctx.spark, ctx.warehouse)
+    summary = (
+        f"created {len(metrics['tables_created'])} table(s)"
+        f"{': ' + ', '.join(metrics['tables_created']) if metrics['tables_created'] else ''}; "
+        f"added {len(metrics['landing_columns_added'])} column(s) to orders_landing"
+    )
+    return CommandResult(metrics=metrics, summary=summary)

@@ -1,0 +1,175 @@
+"""`rollup`: bring `daily_revenue` up to date with `fct_orders`, versioned with as-of times.
+
+Only days whose orders changed are recomputed: the change data feed of `fct_orders` since
+the version the last successful rollup reached (kept in the run ledger) names them. A
+recomputed day is compared with its published figures, so a repeated or crashed-and-rerun
+rollup adds no version where nothing changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import date, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from orders_etl.context import CommandResult, RunContext
+from orders_etl.errors import GuardRefused
+from orders_etl.io.ledger import last_metric
+from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json, revision_payload
+from orders_etl.io.tables import ensure_table, read_table, table_version
+from orders_etl.io.writes import append_rows, merge_revenue_versions, retry_on_conflict
+from orders_etl.schemas import (
+    DAILY_REVENUE,
+    FCT_ORDERS,
+    REVENUE_REVISIONS,
+    REVENUE_REVISIONS_SCHEMA,
+    REVENUE_TYPE,
+)
+from orders_etl.transforms.revenue import agg_daily_revenue, diff_figures, filter_current
+
+log = logging.getLogger(__name__)
+CHECKPOINT_METRIC = "rollup_fct_version"
+
+
+def changed_dates(
+    spark: SparkSession, fct_path: str, after_version: int | None, to_version: int
+) -> list[date] | None:
+    """Return the `order_date`s changed in `fct_orders` after `after_version` up to
+    `to_version`, from its change data feed; None means "unknown: recompute every day"."""
+    if after_version is None:
+        return None
+    if after_version >= to_version:
+        return []
+    try:
+        rows = (
+            spark.read.format("delta")
+            .option("readChangeFeed", "true")
+            .option("startingVersion", after_version + 1)
+            .option("endingVersion", to_version)
+            .load(fct_path)
+            .select("order_date")
+            .distinct()
+            .collect()
+        )
+    except Exception as exc:
+        log.warning("change data feed unavailable (%s); recomputing every day", type(exc).__name__)
+        return None
+    return sorted(r["order_date"] for r in rows if r["order_date"] is not None)
+
+
+def _scope(df: DataFrame, dates: list[date] | None) -> DataFrame:
+    if dates is None:
+        return df
+    return df.filter(F.col("order_date").isin(*dates)) if dates else df.limit(0)
+
+
+def _revision_rows(
+    changes_df: DataFrame, published_days: list[date], processing_date: date
+) -> DataFrame:
+    """Changes to days before the processing date that already had published figures."""
+    return (
+        changes_df.filter(F.col("order_date") < F.lit(processing_date))
+        .filter(F.col("order_date").isin(*published_days) if published_days else F.lit(False))
+        .select(
+            "order_date",
+            "currency",
+            "previous_order_count",
+            "new_order_count",
+            "previous_revenue",
+            "new_revenue",
+            (F.coalesce("new_order_count", F.lit(0)) - F.coalesce("previous_order_count", F.lit(0)))
+            .cast("long")
+            .alias("order_count_difference"),
+            (F.coalesce("new_revenue", F.lit(0)) - F.coalesce("previous_revenue", F.lit(0)))
+            .cast(REVENUE_TYPE)
+            .alias("revenue_difference"),
+        )
+    )
+
+
+def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
+    """One try of the rollup; returns its metrics (rows of revisions included)."""
+    spark = ctx.spark
+    fct_path = ctx.warehouse.path(FCT_ORDERS)
+    revenue_path = ctx.warehouse.path(DAILY_REVENUE)
+    to_version = table_version(spark, fct_path)
+    assert to_version is not None
+    last = last_metric(spark, ctx.warehouse, CHECKPOINT_METRIC)
+    dates = changed_dates(spark, fct_path, last, to_version)
+    fct_df = spark.read.format("delta").option("versionAsOf", to_version).load(fct_path)
+    published_all = read_table(spark, ctx.warehouse, DAILY_REVENUE)
+    latest_as_of = published_all.agg(F.max("as_of").alias("m")).first()
+    if latest_as_of is not None and latest_as_of["m"] is not None:
+        newest: datetime = latest_as_of["m"]
+        if newest > ctx.processing_time.replace(tzinfo=None):
+            raise GuardRefused(
+                f"rollup refused: --processing-time {ctx.processing_time.isoformat()} is before "
+                f"the newest published version ({newest.isoformat()}Z)"
+            )
+    published_df = _scope(filter_current(published_all), dates)
+    recomputed_df = agg_daily_revenue(_scope(fct_df, dates))
+    published_days = sorted(
+        {r["order_date"] for r in published_df.select("order_date").distinct().collect()}
+    )
+    changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()
+    changes = changes_df.count()
+    revisions: list[dict[str, Any]] = []
+    if changes:
+        merge_revenue_versions(spark, revenue_path, changes_df, ctx.processing_time, ctx.run_id)
+        revisions_df = _revision_rows(changes_df, published_days, ctx.processing_date)
+        revisions = [r.asDict() for r in revisions_df.orderBy("order_date", "currency").collect()]
+        if revisions:
+            append_rows(
+                revisions_df.withColumn("as_of", F.lit(ctx.processing_time).cast("timestamp"))
+                .withColumn("run_id", F.lit(ctx.run_id))
+                .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields)),
+                ctx.warehouse.path(REVENUE_REVISIONS),
+                txn_app_id=f"orders_etl.rollup.{ctx.run_id}",
+            )
+    return {
+        CHECKPOINT_METRIC: to_version,
+        "fct_version_from": last,
+        "days_recomputed": "all" if dates is None else len(dates),
+        "figures_changed": changes,
+        "revisions": revisions,
+        "daily_revenue_version": table_version(spark, revenue_path),
+    }
+
+
+def announce(ctx: RunContext, revisions: list[dict[str, Any]]) -> str:
+    """Log each revision and POST them once to the webhook, when one is configured."""
+    for r in revisions:
+        log.warning(
+            "revision %s %s: revenue %s -> %s, orders %s -> %s",
+            r["order_date"],
+            r["currency"],
+            r["previous_revenue"],
+            r["new_revenue"],
+            r["previous_order_count"],
+            r["new_order_count"],
+        )
+    url = os.environ.get(WEBHOOK_VARIABLE, "").strip()
+    if not revisions:
+        return "nothing to announce"
+    if not url:
+        return "logged (no webhook configured)"
+    payload = revision_payload(ctx.run_id, ctx.processing_time.isoformat(), revisions)
+    return post_json(url, payload, ctx.config.notify)
+
+
+def run(ctx: RunContext) -> CommandResult:
+    """Run `rollup`."""
+    for table in (FCT_ORDERS, DAILY_REVENUE, REVENUE_REVISIONS):
+        ensure_table(ctx.spark, ctx.warehouse, table)
+    metrics = retry_on_conflict(lambda: bring_up_to_date(ctx), ctx.config.retries, "rollup")
+    metrics["announcement"] = announce(ctx, metrics["revisions"])
+    summary = (
+        f"days_recomputed={metrics['days_recomputed']} "
+        f"figures_changed={metrics['figures_changed']} "
+        f"revisions={len(metrics['revisions'])} announcement: {metrics['announcement']}"
+    )
+    return CommandResult(metrics=metrics, summary=summary)

@@ -1,0 +1,1 @@
+"""Everything that touches storage: tables, guarded writes, history, the run ledger."""

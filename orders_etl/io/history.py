@@ -1,0 +1,120 @@
+"""Delta commit history: a run's own commits, their metrics, and unpredicated overwrites."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+_FILE_ACTION = T.StructType(
+    [
+        T.StructField("path", T.StringType()),
+        T.StructField("partitionValues", T.MapType(T.StringType(), T.StringType())),
+    ]
+)
+_LOG_LINE = T.StructType(
+    [T.StructField("add", _FILE_ACTION), T.StructField("remove", _FILE_ACTION)]
+)
+_OVERWRITING_OPERATIONS = frozenset(
+    {
+        "WRITE",
+        "CREATE TABLE AS SELECT",
+        "REPLACE TABLE AS SELECT",
+        "CREATE OR REPLACE TABLE AS SELECT",
+        "REPLACE TABLE",
+        "CREATE OR REPLACE TABLE",
+        "TRUNCATE",
+        "DELETE",
+        "STREAMING UPDATE",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One entry of a Delta table's history."""
+
+    version: int
+    operation: str
+    parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    metrics: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    user_metadata: str | None = None
+
+    def metric(self, name: str) -> int:
+        """Return an integer operation metric, 0 when Delta did not record it."""
+        value = self.metrics.get(name)
+        return int(value) if value not in (None, "") else 0
+
+
+def commits(spark: SparkSession, path: str, after_version: int | None = None) -> list[Commit]:
+    """Return the table's commits, oldest first, optionally only those after a version."""
+    history_df = DeltaTable.forPath(spark, path).history()
+    if after_version is not None:
+        history_df = history_df.filter(F.col("version") > after_version)
+    rows = history_df.select(
+        "version", "operation", "operationParameters", "operationMetrics", "userMetadata"
+    ).collect()
+    return sorted(
+        (
+            Commit(
+                version=int(r["version"]),
+                operation=str(r["operation"]),
+                parameters=MappingProxyType(dict(r["operationParameters"] or {})),
+                metrics=MappingProxyType(dict(r["operationMetrics"] or {})),
+                user_metadata=r["userMetadata"],
+            )
+            for r in rows
+        ),
+        key=lambda c: c.version,
+    )
+
+
+def commits_of_run(
+    spark: SparkSession, path: str, run_id: str, after_version: int | None = None
+) -> list[Commit]:
+    """Return the commits a run made (tagged with its run id as user metadata)."""
+    return [c for c in commits(spark, path, after_version) if c.user_metadata == run_id]
+
+
+def is_unpredicated_overwrite(commit: Commit) -> bool:
+    """Tell whether a commit replaced data of the whole table (no partition predicate)."""
+    if commit.operation not in _OVERWRITING_OPERATIONS:
+        return False
+    if commit.operation in ("TRUNCATE", "REPLACE TABLE", "CREATE OR REPLACE TABLE"):
+        return True
+    if commit.operation == "DELETE":
+        return commit.parameters.get("predicate", "[]") in ("[]", "", '["true"]')
+    mode = commit.parameters.get("mode", "")
+    if mode.lower() not in ("overwrite", "complete"):
+        return False
+    predicate = commit.parameters.get("predicate", "")
+    return predicate in ("", "[]")
+
+
+def unpredicated_overwrites(commit_list: Iterable[Commit]) -> list[Commit]:
+    """Keep the commits that overwrote the whole table."""
+    return [c for c in commit_list if is_unpredicated_overwrite(c)]
+
+
+def touched_partitions(
+    spark: SparkSession, path: str, versions: Iterable[int], column: str
+) -> list[str]:
+    """Return the values of `column` of every file added or removed by the given commits."""
+    files = [f"{path.rstrip('/')}/_delta_log/{v:020d}.json" for v in versions]
+    if not files:
+        return []
+    log_df = spark.read.text(files).select(F.from_json("value", _LOG_LINE).alias("a"))
+    values = log_df.select(
+        F.explode(
+            F.array(
+                F.col("a.add.partitionValues").getItem(column),
+                F.col("a.remove.partitionValues").getItem(column),
+            )
+        ).alias("value")
+    ).filter(F.col("value").isNotNull())
+    return sorted(r["value"] for r in values.distinct().collect())

@@ -1,0 +1,166 @@
+"""Table locations, creation and the in-place migration of `orders_landing`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import types as T
+
+from orders_etl.errors import OrdersEtlError
+from orders_etl.schemas import (
+    DAILY_REVENUE,
+    DAILY_REVENUE_SCHEMA,
+    FCT_ORDERS,
+    FCT_ORDERS_SCHEMA,
+    LANDING_ADDED_COLUMNS,
+    LANDING_SCHEMA,
+    LEGACY_LANDING_SCHEMA,
+    ORDERS_LANDING,
+    ORDERS_QUARANTINE,
+    PIPELINE_RUNS,
+    PIPELINE_RUNS_SCHEMA,
+    QUARANTINE_SCHEMA,
+    REVENUE_REVISIONS,
+    REVENUE_REVISIONS_SCHEMA,
+)
+
+_APPEND_ONLY = MappingProxyType({"delta.appendOnly": "true"})
+
+
+class SchemaMismatch(OrdersEtlError):
+    """An existing table has a column of the wrong type."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A contract table: schema, partitioning and Delta table properties."""
+
+    name: str
+    schema: T.StructType
+    partition_columns: tuple[str, ...] = ()
+    properties: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+TABLES: tuple[TableSpec, ...] = (
+    TableSpec(ORDERS_LANDING, LANDING_SCHEMA, properties=_APPEND_ONLY),
+    TableSpec(ORDERS_QUARANTINE, QUARANTINE_SCHEMA, properties=_APPEND_ONLY),
+    TableSpec(
+        FCT_ORDERS,
+        FCT_ORDERS_SCHEMA,
+        partition_columns=("order_date",),
+        properties=MappingProxyType(
+            {"delta.enableDeletionVectors": "true", "delta.enableChangeDataFeed": "true"}
+        ),
+    ),
+    TableSpec(DAILY_REVENUE, DAILY_REVENUE_SCHEMA),
+    TableSpec(REVENUE_REVISIONS, REVENUE_REVISIONS_SCHEMA, properties=_APPEND_ONLY),
+    TableSpec(PIPELINE_RUNS, PIPELINE_RUNS_SCHEMA, properties=_APPEND_ONLY),
+)
+TABLES_BY_NAME: Mapping[str, TableSpec] = MappingProxyType({t.name: t for t in TABLES})
+
+
+@dataclass(frozen=True)
+class Warehouse:
+    """A warehouse root: one Delta table folder per table, `<root>/<table>`."""
+
+    root: str
+
+    def path(self, table: str) -> str:
+        """Return the folder of `table`."""
+        return f"{self.root.rstrip('/')}/{table}"
+
+
+def table_exists(spark: SparkSession, path: str) -> bool:
+    """Tell whether `path` holds a Delta table."""
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def read_table(spark: SparkSession, warehouse: Warehouse, table: str) -> DataFrame:
+    """Read the current snapshot of a warehouse table."""
+    return spark.read.format("delta").load(warehouse.path(table))
+
+
+def table_version(spark: SparkSession, path: str) -> int | None:
+    """Return the latest committed version of the table at `path`, or None if absent.
+
+    Asks the Delta log directly (milliseconds); falls back to `history(1)`, a Spark job, if
+    that internal call is not available in this Delta build.
+    """
+    if not table_exists(spark, path):
+        return None
+    try:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+        empty = jvm.scala.Option.empty()
+        return int(delta_log.update(False, empty, empty).version())
+    except Exception:  # noqa: BLE001 - any failure of the fast path uses the public API
+        row = DeltaTable.forPath(spark, path).history(1).select("version").first()
+        return None if row is None else int(row["version"])
+
+
+def create_table(spark: SparkSession, warehouse: Warehouse, spec: TableSpec) -> bool:
+    """Create `spec` if it does not exist yet; return whether it was created."""
+    path = warehouse.path(spec.name)
+    if table_exists(spark, path):
+        return False
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(spec.schema)
+    if spec.partition_columns:
+        builder = builder.partitionedBy(*spec.partition_columns)
+    for key, value in spec.properties.items():
+        builder = builder.property(key, value)
+    builder.execute()
+    return True
+
+
+def ensure_table(spark: SparkSession, warehouse: Warehouse, name: str) -> None:
+    """Create the named contract table when it is missing."""
+    create_table(spark, warehouse, TABLES_BY_NAME[name])
+
+
+def _type_compatible(expected: T.DataType, actual: T.DataType) -> bool:
+    return expected.simpleString() == actual.simpleString()
+
+
+def missing_landing_columns(spark: SparkSession, path: str) -> list[T.StructField]:
+    """Check an existing `orders_landing` and list the contract columns it still lacks."""
+    existing = {f.name: f for f in spark.read.format("delta").load(path).schema.fields}
+    for wanted in LEGACY_LANDING_SCHEMA.fields:
+        have = existing.get(wanted.name)
+        if have is None:
+            raise SchemaMismatch(
+                f"{path} has no column {wanted.name!r}; orders_landing needs the six input fields"
+            )
+        if not _type_compatible(wanted.dataType, have.dataType):
+            raise SchemaMismatch(
+                f"{path} column {wanted.name!r} is {have.dataType.simpleString()}, "
+                f"expected {wanted.dataType.simpleString()}"
+            )
+    return [f for f in LANDING_ADDED_COLUMNS.fields if f.name not in existing]
+
+
+def add_landing_columns(spark: SparkSession, path: str) -> list[str]:
+    """Add the missing nullable columns to an existing `orders_landing`, in place.
+
+    Delta schema evolution on an empty append: one metadata-only commit, no data file written
+    or rewritten, old rows read null. Returns the names added (empty when nothing was missing).
+    """
+    missing = missing_landing_columns(spark, path)
+    if not missing:
+        return []
+    current = spark.read.format("delta").load(path).schema
+    evolved = T.StructType(list(current.fields) + missing)
+    (
+        spark.createDataFrame([], evolved)
+        .write.format("delta")
+        .mode("append")
+        .option("mergeSchema", "true")
+        .save(path)
+    )
+    return [f.name for f in missing]

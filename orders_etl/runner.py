@@ -1,0 +1,110 @@
+"""Run one command inside the run ledger: started row, outcome row, summary line, exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from orders_etl.context import CommandResult, RunContext
+from orders_etl.errors import GuardRefused, OrdersEtlError
+from orders_etl.io.ledger import RunRecord, record_end, record_start
+from orders_etl.io.tables import table_version
+from orders_etl.schemas import (
+    DAILY_REVENUE,
+    FCT_ORDERS,
+    ORDERS_LANDING,
+    ORDERS_QUARANTINE,
+    REVENUE_REVISIONS,
+    Outcome,
+)
+
+log = logging.getLogger("orders_etl")
+UNEXPECTED_EXIT = 3
+_VERSIONED = (ORDERS_LANDING, ORDERS_QUARANTINE, FCT_ORDERS, DAILY_REVENUE, REVENUE_REVISIONS)
+
+
+def new_run_id() -> str:
+    """Return a fresh run id."""
+    return uuid.uuid4().hex
+
+
+def one_line(exc: BaseException) -> str:
+    """Return the first line of an exception's message, without any JVM stack trace."""
+    text = str(exc).strip().splitlines()
+    first = text[0] if text else ""
+    for marker in ("JVM stacktrace:", "\tat "):
+        first = first.split(marker)[0]
+    return (first[:400] or type(exc).__name__).strip()
+
+
+def _versions(ctx: RunContext) -> dict[str, int | None]:
+    return {t: table_version(ctx.spark, ctx.warehouse.path(t)) for t in _VERSIONED}
+
+
+def _changed(before: Mapping[str, int | None], after: Mapping[str, int | None]) -> dict[str, int]:
+    return {t: v for t, v in after.items() if v is not None and v != before.get(t)}
+
+
+def execute(
+    ctx: RunContext,
+    command: str,
+    arguments: Mapping[str, Any],
+    action: Callable[[], CommandResult],
+) -> int:
+    """Run `action` between the ledger's started and outcome rows; print the summary line
+    and one clear line per error on stderr; return the contract's exit code."""
+    started = time.monotonic()
+    record = RunRecord(ctx.run_id, command, dict(arguments), ctx.processing_time, datetime.now(UTC))
+    outcome, exit_code, error = Outcome.FAILED, UNEXPECTED_EXIT, None
+    result = CommandResult()
+    before: dict[str, int | None] = {}
+    try:
+        record_start(ctx.spark, ctx.warehouse, record)
+        before = _versions(ctx)
+        result = action()
+        exit_code = result.exit_code
+        outcome = Outcome.SUCCEEDED if exit_code == 0 else Outcome.CHECK_FAILED
+    except GuardRefused as exc:
+        outcome, exit_code, error = Outcome.REFUSED, exc.exit_code, one_line(exc)
+    except OrdersEtlError as exc:
+        outcome = Outcome.CHECK_FAILED if exc.exit_code == 1 else Outcome.FAILED
+        exit_code, error = exc.exit_code, one_line(exc)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {one_line(exc)}"
+        if ctx.verbose:
+            log.exception("%s failed", command)
+    elapsed = time.monotonic() - started
+    if error:
+        print(f"orders-etl {command}: error: {error}", file=sys.stderr, flush=True)
+    try:
+        record_end(
+            ctx.spark,
+            ctx.warehouse,
+            record,
+            ended_at=datetime.now(UTC),
+            outcome=outcome,
+            metrics=result.metrics,
+            table_versions=_changed(before, _versions(ctx)) if before else {},
+            error=error,
+        )
+    except Exception as exc:
+        print(
+            f"orders-etl {command}: error: could not write the run ledger: {one_line(exc)}",
+            file=sys.stderr,
+            flush=True,
+        )
+        if exit_code == 0:
+            exit_code = UNEXPECTED_EXIT
+    print(
+        f"orders-etl {command}: {outcome} in {elapsed:.1f}s"
+        + (f": {result.summary}" if result.summary else "")
+        + f" (run {ctx.run_id})",
+        file=sys.stderr,
+        flush=True,
+    )
+    return exit_code

@@ -1,0 +1,126 @@
+"""The one SparkSession factory: Delta extension and catalog, UTC, settings from config."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyspark import SparkConf
+from pyspark.sql import SparkSession
+
+from orders_etl.config import SparkSettings
+
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
+
+# Settings the pipeline's correctness depends on, applied in every environment.
+REQUIRED_CONF: Mapping[str, str] = {
+    "spark.sql.session.timeZone": "UTC",
+    # Delta's replaceWhere checks that written rows match the predicate: keep it on.
+    "spark.databricks.delta.replaceWhere.constraintCheck.enabled": "true",
+    # New tables get deletion vectors unless a table property says otherwise.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
+}
+
+
+def under_spark_submit() -> bool:
+    """Tell whether this Python driver was started by spark-submit (a JVM gateway exists)."""
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def spark_log_path() -> Path:
+    """Return the file that receives the JVM's own output in a plain Python process."""
+    folder = Path(os.environ.get(LOG_DIR_VARIABLE) or Path(tempfile.gettempdir()) / "orders_etl")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"spark-{os.getpid()}.log"
+
+
+@contextmanager
+def _jvm_output_to(path: Path | None) -> Iterator[None]:
+    """Send the output of a JVM started inside this block to `path` (stdout stays data-only)."""
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, log_fd):
+            os.close(fd)
+
+
+def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
+    """Build (or return the running) Delta-enabled session.
+
+    In a plain Python process it sets master, the Delta package (resolved from Maven Central
+    by Spark's own `spark.jars.packages`) and the config's `[spark.conf]`, and sends the JVM's
+    output to a log file unless `verbose`. Under spark-submit it leaves master, packages and
+    any key spark-submit already set to the cluster, and adds only what is missing.
+    """
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        _apply_runtime_conf(active, REQUIRED_CONF)
+        return active
+    builder = SparkSession.builder.appName(settings.app_name)
+    if under_spark_submit():
+        submitted = SparkConf()
+        wanted = {
+            "spark.sql.extensions": DELTA_EXTENSION,
+            "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+            **settings.conf,
+        }
+        for key, value in wanted.items():
+            if not submitted.contains(key):
+                builder = builder.config(key, value)
+        for key, value in REQUIRED_CONF.items():
+            builder = builder.config(key, value)
+        spark = builder.getOrCreate()
+    else:
+        from delta import configure_spark_with_delta_pip
+
+        if settings.master:
+            builder = builder.master(settings.master)
+        builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
+            "spark.sql.catalog.spark_catalog", DELTA_CATALOG
+        )
+        for key, value in {**settings.conf, **REQUIRED_CONF}.items():
+            builder = builder.config(key, value)
+        with _jvm_output_to(None if verbose else spark_log_path()):
+            spark = configure_spark_with_delta_pip(builder).getOrCreate()
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    return spark
+
+
+def _apply_runtime_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:
+    for key, value in conf.items():
+        spark.conf.set(key, value)
+
+
+def warm_up() -> str:
+    """Start and stop one session so Spark resolves and caches the Delta jars; return Delta's
+    version as the JVM reports it."""
+    spark = get_spark(SparkSettings(conf={"spark.ui.enabled": "false"}))
+    try:
+        jvm = spark.sparkContext._jvm
+        assert jvm is not None
+        return str(jvm.io.delta.VersionUtils.getVersion())
+    except Exception:  # noqa: BLE001 - the version is informative only
+        return "resolved"
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    print(f"Spark with Delta Lake ready ({warm_up()}); JVM log in {spark_log_path()}")

@@ -1,0 +1,1 @@
+"""Pure DataFrame -> DataFrame steps: no reads, no writes, no config, no clock."""

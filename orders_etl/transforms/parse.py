@@ -1,0 +1,211 @@
+"""Raw batch files -> lines -> typed order rows, each with a reason code when a rule is broken.
+
+Every rule of the input format is a Spark column expression (no Python UDF), so a batch is
+checked on the executors and never collected to the driver.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from orders_etl.schemas import (
+    AMOUNT_MAX_INTEGER_DIGITS,
+    AMOUNT_TYPE,
+    INPUT_FIELDS,
+    MAX_EVENT_TIME_AHEAD_DAYS,
+    ORDER_ID_MAX_LENGTH,
+    STATUSES,
+    Reason,
+)
+
+_NUMERIC_TYPE_PREFIXES = ("DECIMAL", "BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT")
+_ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
+_ISO_WITHOUT_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
+_DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
+_CURRENCY = r"^[A-Z]{3}$"
+_BLANK = r"^\s*$"
+
+PARSED_COLUMNS: tuple[str, ...] = (
+    "source_file",
+    "source_sha256",
+    "line_number",
+    "raw",
+    "reason",
+    *INPUT_FIELDS,
+    "unknown_field_count",
+)
+
+
+def with_content_sha256(files_df: DataFrame) -> DataFrame:
+    """Add `source_sha256`, the SHA-256 of each file's text: one row per file.
+
+    (source_file, content) -> (source_file, source_sha256, content)
+    """
+    return files_df.select(
+        "source_file",
+        F.sha2(F.col("content"), 256).alias("source_sha256"),
+        "content",
+    )
+
+
+def explode_lines(files_df: DataFrame) -> DataFrame:
+    """Split each file into lines, numbered from 1: one row per line, blank ones included.
+
+    A trailing carriage return (CRLF endings) and a byte-order mark at the start of a file
+    are removed from `raw`; everything else of the line is kept as it was.
+    """
+    return (
+        files_df.select(
+            "source_file",
+            "source_sha256",
+            F.posexplode(F.split(F.col("content"), "\n")).alias("position", "line"),
+        )
+        .select(
+            "source_file",
+            "source_sha256",
+            (F.col("position") + 1).cast("long").alias("line_number"),
+            F.regexp_replace(F.col("line"), "\r$", "").alias("line"),
+        )
+        .select(
+            "source_file",
+            "source_sha256",
+            "line_number",
+            F.when(F.col("line_number") == 1, F.regexp_replace(F.col("line"), "^\ufeff", ""))
+            .otherwise(F.col("line"))
+            .alias("raw"),
+        )
+    )
+
+
+def filter_non_blank_lines(lines_df: DataFrame) -> DataFrame:
+    """Drop lines that are empty or only white space: the contract ignores them."""
+    return lines_df.filter(~F.col("raw").rlike(_BLANK)).select(*lines_df.columns)
+
+
+def _field(variant: Column, name: str) -> Column:
+    return F.try_variant_get(variant, f"$.{name}", "variant")
+
+
+def _field_type(variant: Column, name: str) -> Column:
+    return F.schema_of_variant(_field(variant, name))
+
+
+def _field_text(variant: Column, name: str) -> Column:
+    return F.try_variant_get(variant, f"$.{name}", "string")
+
+
+def _is_missing(variant: Column, name: str) -> Column:
+    return _field(variant, name).isNull() | (_field_type(variant, name) == F.lit("VOID"))
+
+
+def _is_numeric_type(type_name: Column) -> Column:
+    condition = F.lit(False)
+    for prefix in _NUMERIC_TYPE_PREFIXES:
+        condition = condition | type_name.startswith(prefix)
+    return condition
+
+
+def _first_reason(checks: list[tuple[Column, str]]) -> Column:
+    """Return the code of the first check that holds, or null when none does."""
+    return F.coalesce(*(F.when(check, F.lit(code)) for check, code in checks), F.lit(None))
+
+
+def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFrame:
+    """Check every rule of the input format: one row per line, `reason` null when valid.
+
+    Typed fields (`amount` as decimal(18,2), `event_time` as a UTC timestamp) are filled only
+    on valid rows. `processing_time` bounds `event_time` (at most one day ahead).
+
+    {"order_id":"o1","customer_id":"c1","status":"paid","amount":"12.5","currency":"EUR",
+     "event_time":"2026-03-01T00:30:00+02:00"} -> reason null, amount 12.50,
+     event_time 2026-02-28 22:30:00 UTC
+    {"order_id":"o1", ...,"currency":"eur", ...} -> reason "invalid_currency"
+    """
+    variant = F.try_parse_json(F.col("raw"))
+    keys = F.json_object_keys(F.col("raw"))
+    top_type = F.schema_of_variant(variant)
+
+    text = {name: _field_text(variant, name) for name in INPUT_FIELDS}
+    amount_text = F.trim(text["amount"])
+    amount_integer = F.regexp_replace(
+        F.regexp_extract(amount_text, r"^-?([0-9]+)", 1), "^0+(?=[0-9])", ""
+    )
+    amount_fraction = F.regexp_replace(F.regexp_extract(amount_text, r"\.([0-9]+)$", 1), "0+$", "")
+    event_time_text = text["event_time"]
+    event_time_value = event_time_text.try_cast("timestamp")
+    latest_allowed = processing_time + timedelta(days=MAX_EVENT_TIME_AHEAD_DAYS)
+
+    checks: list[tuple[Column, str]] = [
+        (
+            variant.isNull() & keys.isNotNull() & (F.size(keys) != F.size(F.array_distinct(keys))),
+            Reason.DUPLICATE_KEY,
+        ),
+        (variant.isNull(), Reason.INVALID_JSON),
+        (~top_type.startswith("OBJECT"), Reason.NOT_AN_OBJECT),
+    ]
+    for name in INPUT_FIELDS:
+        checks.append((_is_missing(variant, name), f"missing_{name}"))
+        field_type = _field_type(variant, name)
+        type_ok = (
+            (field_type == "STRING") | _is_numeric_type(field_type)
+            if name == "amount"
+            else field_type == "STRING"
+        )
+        checks.append((~type_ok, f"wrong_type_{name}"))
+    checks += [
+        (F.trim(text["order_id"]) == "", Reason.EMPTY_ORDER_ID),
+        (F.length(text["order_id"]) > ORDER_ID_MAX_LENGTH, Reason.ORDER_ID_TOO_LONG),
+        (F.trim(text["customer_id"]) == "", Reason.EMPTY_CUSTOMER_ID),
+        (~text["status"].isin(*STATUSES), Reason.INVALID_STATUS),
+        (~amount_text.rlike(_DECIMAL_TEXT), Reason.INVALID_AMOUNT),
+        (amount_text.startswith("-"), Reason.AMOUNT_OUT_OF_RANGE),
+        (F.length(amount_integer) > AMOUNT_MAX_INTEGER_DIGITS, Reason.AMOUNT_OUT_OF_RANGE),
+        (F.length(amount_fraction) > 2, Reason.AMOUNT_TOO_MANY_DECIMALS),
+        (~text["currency"].rlike(_CURRENCY), Reason.INVALID_CURRENCY),
+        (event_time_text.rlike(_ISO_WITHOUT_ZONE), Reason.EVENT_TIME_WITHOUT_ZONE),
+        (
+            ~event_time_text.rlike(_ISO_WITH_ZONE) | event_time_value.isNull(),
+            Reason.INVALID_EVENT_TIME,
+        ),
+        (event_time_value > F.lit(latest_allowed), Reason.EVENT_TIME_IN_FUTURE),
+    ]
+    reason = _first_reason(checks)
+    known = F.array(*(F.lit(name) for name in INPUT_FIELDS))
+    return (
+        lines_df.withColumn("reason", reason)
+        .select(
+            "source_file",
+            "source_sha256",
+            "line_number",
+            "raw",
+            "reason",
+            F.when(F.col("reason").isNull(), text["order_id"]).alias("order_id"),
+            F.when(F.col("reason").isNull(), text["customer_id"]).alias("customer_id"),
+            F.when(F.col("reason").isNull(), text["status"]).alias("status"),
+            F.when(F.col("reason").isNull(), amount_text.try_cast(AMOUNT_TYPE)).alias("amount"),
+            F.when(F.col("reason").isNull(), text["currency"]).alias("currency"),
+            F.when(F.col("reason").isNull(), event_time_value).alias("event_time"),
+            F.coalesce(F.size(F.array_except(keys, known)), F.lit(0))
+            .cast("int")
+            .alias("unknown_field_count"),
+        )
+        .select(*PARSED_COLUMNS)
+    )
+
+
+def filter_valid_rows(parsed_df: DataFrame) -> DataFrame:
+    """Keep the lines that broke no rule."""
+    return parsed_df.filter(F.col("reason").isNull()).select(*parsed_df.columns)
+
+
+def filter_rejected_rows(parsed_df: DataFrame) -> DataFrame:
+    """Keep the lines that broke a rule."""
+    return parsed_df.filter(F.col("reason").isNotNull()).select(*parsed_df.columns)
+
+
+def with_ingested_at(df: DataFrame, ingested_at: datetime) -> DataFrame:
+    """Stamp `event_ingested_at` (processing time) on every row."""
+    return df.withColumn("event_ingested_at", F.lit(ingested_at).cast("timestamp"))

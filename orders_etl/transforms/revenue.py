@@ -1,0 +1,83 @@
+"""Daily revenue: aggregation of `fct_orders` and comparison with published figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from orders_etl.schemas import REVENUE_STATUSES, REVENUE_TYPE
+
+FIGURE_COLUMNS: tuple[str, ...] = ("order_date", "currency", "order_count", "revenue")
+CHANGE_COLUMNS: tuple[str, ...] = (
+    "order_date",
+    "currency",
+    "previous_order_count",
+    "new_order_count",
+    "previous_revenue",
+    "new_revenue",
+)
+
+
+def agg_daily_revenue(fct_df: DataFrame) -> DataFrame:
+    """Sum orders per day and currency: one row per (`order_date`, `currency`).
+
+    `order_count` counts every order; `revenue` sums `amount` over placed, paid, shipped and
+    delivered orders (cancelled and refunded add 0).
+    """
+    counted = F.when(F.col("status").isin(*REVENUE_STATUSES), F.col("amount")).otherwise(
+        F.lit(0).cast(REVENUE_TYPE)
+    )
+    return (
+        fct_df.groupBy("order_date", "currency")
+        .agg(
+            F.count(F.lit(1)).cast("long").alias("order_count"),
+            F.sum(counted).cast(REVENUE_TYPE).alias("revenue"),
+        )
+        .select(*FIGURE_COLUMNS)
+    )
+
+
+def filter_as_of(daily_revenue_df: DataFrame, as_of: datetime) -> DataFrame:
+    """Keep the versions known at `as_of`: `as_of <= T` and not superseded by `T`."""
+    moment = F.lit(as_of).cast("timestamp")
+    return daily_revenue_df.filter(
+        (F.col("as_of") <= moment)
+        & (F.col("superseded_at").isNull() | (F.col("superseded_at") > moment))
+    ).select(*daily_revenue_df.columns)
+
+
+def filter_current(daily_revenue_df: DataFrame) -> DataFrame:
+    """Keep the current versions (`superseded_at` is null)."""
+    return daily_revenue_df.filter(F.col("superseded_at").isNull()).select(
+        *daily_revenue_df.columns
+    )
+
+
+def diff_figures(current_df: DataFrame, recomputed_df: DataFrame) -> DataFrame:
+    """Compare published figures with recomputed ones: one row per changed (day, currency).
+
+    A side that is missing reads null: a new day-currency has null `previous_*`, one that lost
+    all its orders has null `new_*`.
+    """
+    previous = current_df.select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("previous_order_count"),
+        F.col("revenue").alias("previous_revenue"),
+    )
+    new = recomputed_df.select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("new_order_count"),
+        F.col("revenue").alias("new_revenue"),
+    )
+    return (
+        previous.join(new, on=["order_date", "currency"], how="full_outer")
+        .filter(
+            ~F.col("previous_order_count").eqNullSafe(F.col("new_order_count"))
+            | ~F.col("previous_revenue").eqNullSafe(F.col("new_revenue"))
+        )
+        .select(*CHANGE_COLUMNS)
+    )
