@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from typing import Any
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -89,7 +90,7 @@ def expected_revenue(
     return out
 
 
-def rows_to_versions(rows: Iterable[Mapping[str, object]]) -> list[LandedVersion]:
+def rows_to_versions(rows: Iterable[Mapping[str, Any]]) -> list[LandedVersion]:
     """Convert collected landing rows (asDict) into LandedVersions."""
     return [
         LandedVersion(
