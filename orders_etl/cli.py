@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", parents=common, help="run the pipeline on generated sample data")
     p.add_argument("--days", default="7", metavar="N", help="days of sample data (default 7)")
     p.add_argument("--seed", default="7", metavar="N", help="random seed of the sample")
+    p.add_argument(
+        "--batch-hours",
+        default="6",
+        metavar="N",
+        help="hourly batch files landed per `hourly` run (default 6; 1 = one run per hour)",
+    )
     return parser
 
 
@@ -283,6 +289,7 @@ def prepare(argv: Sequence[str]) -> Invocation:
             days=max(1, parse_count(args.days, "--days", 7)),
             seed=parse_count(args.seed, "--seed", 7),
             argv_env=args.env,
+            batch_hours=max(1, parse_count(args.batch_hours, "--batch-hours", 6)),
         )
         demo.check_warehouse_is_demo(config.warehouse)
         action = lambda ctx: demo.run(ctx, d_params)  # noqa: E731

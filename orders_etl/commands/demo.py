@@ -33,6 +33,7 @@ class DemoParams:
     days: int = 7
     seed: int = 7
     argv_env: str | None = None
+    batch_hours: int = 6
 
 
 def check_warehouse_is_demo(root: str) -> None:
@@ -80,14 +81,20 @@ def run(ctx: RunContext, params: DemoParams) -> CommandResult:
     (root / MARKER).write_text("made by orders-etl demo; the demo may delete this folder\n")
     inputs = root / "_demo_input"
     end = ctx.processing_time.replace(minute=0, second=0, microsecond=0)
-    batches = write_batches(
-        generate_batches(
-            params.seed, end - timedelta(days=params.days), params.days, batch_hours=1
-        ),
-        inputs,
+    hourly_batches = generate_batches(
+        params.seed, end - timedelta(days=params.days), params.days, batch_hours=1
     )
+    batches = []
+    for first in range(0, len(hourly_batches), params.batch_hours):
+        group = hourly_batches[first : first + params.batch_hours]
+        tick = group[-1].processing_time
+        write_batches(group, inputs / f"tick-{tick:%Y%m%dT%H%M}")
+        batches.append((tick, inputs / f"tick-{tick:%Y%m%dT%H%M}"))
     migrate_warehouse(ctx.spark, ctx.warehouse)
-    _say(f"{len(batches)} hourly batches in {inputs}; running `hourly` on each")
+    _say(
+        f"{len(hourly_batches)} hourly batch files in {inputs}, {params.batch_hours} per "
+        f"scheduler tick: running `hourly` {len(batches)} times"
+    )
     failures = 0
     for number, (processing_time, path) in enumerate(batches, start=1):
         run_ctx = RunContext(ctx.config, processing_time, new_run_id(), ctx.verbose, ctx.spark)

@@ -34,6 +34,7 @@ def _step(name: str, result: CommandResult) -> None:
 def run(ctx: RunContext, params: HourlyParams) -> CommandResult:
     """Run `hourly`."""
     migrate_warehouse(ctx.spark, ctx.warehouse)
+    rollup.check_timeline(ctx)
     fct_before = table_version(ctx.spark, ctx.warehouse.path(FCT_ORDERS))
     landed = land.run(ctx, land.LandParams(params.source, params.files))
     _step("land", landed)

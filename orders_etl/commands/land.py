@@ -147,6 +147,19 @@ def run(ctx: RunContext, params: LandParams) -> CommandResult:
     spark = ctx.spark
     prepare_landing(spark, ctx.warehouse)
     ensure_table(spark, ctx.warehouse, ORDERS_QUARANTINE)
+    if not params.files:
+        empty = {
+            "files_read": 0,
+            "files_landed": 0,
+            "files_skipped": [],
+            "lines_read": 0,
+            "rows_landed": 0,
+            "rows_quarantined": 0,
+            "lines_skipped": 0,
+            "unknown_field_lines": 0,
+            "quarantine_reasons": {},
+        }
+        return CommandResult(metrics=empty, summary=f"no batch files in {params.source}")
 
     files_df = with_content_sha256(read_batch_files(spark, list(params.files)))
     parsed_df = parse_order_lines(

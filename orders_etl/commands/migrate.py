@@ -26,8 +26,10 @@ def prepare_landing(spark: SparkSession, warehouse: Warehouse) -> list[str]:
 
 def migrate_warehouse(spark: SparkSession, warehouse: Warehouse) -> dict[str, list[str]]:
     """Bring every contract table into existence and shape; idempotent."""
+    landing_existed = table_exists(spark, warehouse.path(ORDERS_LANDING))
     added = prepare_landing(spark, warehouse)
-    created = [
+    created = [] if landing_existed else [ORDERS_LANDING]
+    created += [
         t.name for t in TABLES if t.name != ORDERS_LANDING and create_table(spark, warehouse, t)
     ]
     return {"tables_created": created, "landing_columns_added": added}

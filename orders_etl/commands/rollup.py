@@ -20,7 +20,7 @@ from orders_etl.context import CommandResult, RunContext
 from orders_etl.errors import GuardRefused
 from orders_etl.io.ledger import last_metric
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json, revision_payload
-from orders_etl.io.tables import ensure_table, read_table, table_version
+from orders_etl.io.tables import ensure_table, read_table, table_exists, table_version
 from orders_etl.io.writes import append_rows, merge_revenue_versions, retry_on_conflict
 from orders_etl.schemas import (
     DAILY_REVENUE,
@@ -91,6 +91,21 @@ def _revision_rows(
     )
 
 
+def check_timeline(ctx: RunContext) -> None:
+    """Refuse a processing time earlier than the newest published version: the new versions
+    would break the as-of timeline. Writes nothing."""
+    path = ctx.warehouse.path(DAILY_REVENUE)
+    if not table_exists(ctx.spark, path):
+        return
+    row = ctx.spark.read.format("delta").load(path).agg(F.max("as_of").alias("m")).first()
+    newest: datetime | None = None if row is None else row["m"]
+    if newest is not None and newest > ctx.processing_time.replace(tzinfo=None):
+        raise GuardRefused(
+            f"rollup refused: --processing-time {ctx.processing_time.isoformat()} is before "
+            f"the newest published version ({newest.isoformat()}Z)"
+        )
+
+
 def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
     """One try of the rollup; returns its metrics (rows of revisions included)."""
     spark = ctx.spark
@@ -102,14 +117,7 @@ def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
     dates = changed_dates(spark, fct_path, last, to_version)
     fct_df = spark.read.format("delta").option("versionAsOf", to_version).load(fct_path)
     published_all = read_table(spark, ctx.warehouse, DAILY_REVENUE)
-    latest_as_of = published_all.agg(F.max("as_of").alias("m")).first()
-    if latest_as_of is not None and latest_as_of["m"] is not None:
-        newest: datetime = latest_as_of["m"]
-        if newest > ctx.processing_time.replace(tzinfo=None):
-            raise GuardRefused(
-                f"rollup refused: --processing-time {ctx.processing_time.isoformat()} is before "
-                f"the newest published version ({newest.isoformat()}Z)"
-            )
+    check_timeline(ctx)
     published_df = _scope(filter_current(published_all), dates)
     recomputed_df = agg_daily_revenue(_scope(fct_df, dates))
     published_days = sorted(
