@@ -49,7 +49,8 @@ bench: setup ## benchmark incremental vs full refresh (minutes; writes bench/res
 dist: setup ## build a wheel and a zip for spark-submit --py-files into dist/
 	rm -rf dist build
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
-	$(PY) -c "import shutil; shutil.make_archive('dist/orders_etl', 'zip', '.', 'orders_etl')"
+	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/orders_etl.zip', 'w'); \
+	  [z.write(p) for p in sorted(pathlib.Path('orders_etl').rglob('*.py'))]; z.close()"
 	@ls -1 dist
 
 clean: ## remove the venv, build output and the local warehouse
