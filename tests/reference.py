@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 STATUS_RANK = {
     s: i for i, s in enumerate(("placed", "paid", "shipped", "delivered", "cancelled", "refunded"))

@@ -85,7 +85,13 @@ def is_unpredicated_overwrite(commit: Commit) -> bool:
     """Tell whether a commit replaced data of the whole table (no partition predicate)."""
     if commit.operation not in _OVERWRITING_OPERATIONS:
         return False
-    if commit.operation in ("TRUNCATE", "REPLACE TABLE", "CREATE OR REPLACE TABLE"):
+    if commit.operation in (
+        "TRUNCATE",
+        "REPLACE TABLE",
+        "CREATE OR REPLACE TABLE",
+        "REPLACE TABLE AS SELECT",
+        "CREATE OR REPLACE TABLE AS SELECT",
+    ):
         return True
     if commit.operation == "DELETE":
         return commit.parameters.get("predicate", "[]") in ("[]", "", '["true"]')
