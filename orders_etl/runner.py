@@ -72,7 +72,7 @@ def execute(
     except GuardRefused as exc:
         outcome, exit_code, error = Outcome.REFUSED, exc.exit_code, one_line(exc)
     except OrdersEtlError as exc:
-        outcome = Outcome.CHECK_FAILED if exc.exit_code == 1 else Outcome.FAILED
+        outcome = {1: Outcome.CHECK_FAILED, 2: Outcome.REFUSED}.get(exc.exit_code, Outcome.FAILED)
         exit_code, error = exc.exit_code, one_line(exc)
     except Exception as exc:
         error = f"{type(exc).__name__}: {one_line(exc)}"

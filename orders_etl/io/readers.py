@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
@@ -44,6 +45,10 @@ def list_batch_files(source: str) -> list[str]:
             for n in names
             if n.endswith(BATCH_FILE_SUFFIXES) and not n.startswith((".", "_"))
         ]
+    # A FIFO would block the read forever and a dangling link fail it half-way: refuse both.
+    irregular = [f for f in found if not Path(f).is_file()]
+    if irregular:
+        raise UsageError(f"--source {source!r} holds {irregular[0]!r}, which is not a regular file")
     return sorted(found)
 
 
@@ -52,7 +57,13 @@ def read_batch_files(spark: SparkSession, paths: list[str]) -> DataFrame:
     reader = spark.read.format("text").option("wholetext", "true")
     if len(paths) == 1 and is_uri(paths[0]):
         reader = reader.option("recursiveFileLookup", "true").option("pathGlobFilter", _GLOB)
-    return reader.load(paths).select(
-        F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "").alias("source_file"),
+    # `_metadata.file_path` is a URI, percent-encoded ("a b.jsonl" -> "a%20b.jsonl"); decode
+    # it back to the file's name, keeping a literal "+" (url_decode would make it a space).
+    uri = F.regexp_replace(F.col("_metadata.file_path"), "^file:(//)?", "")
+    # Spark globs a path with any of \ { } [ ] * ? in it: "d[1].jsonl" would read "d1.jsonl"
+    # instead. Escape them so a listed local file is read as named.
+    literal = [p if is_uri(p) else re.sub(r"([\\{}\[\]*?])", r"\\\1", p) for p in paths]
+    return reader.load(literal).select(
+        F.url_decode(F.regexp_replace(uri, r"\+", "%2B")).alias("source_file"),
         F.col("value").alias("content"),
     )
