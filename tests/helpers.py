@@ -65,3 +65,58 @@ def landing_dicts(spark: SparkSession, warehouse: Path | str) -> list[dict[str, 
     """orders_landing rows as dicts."""
     df = spark.read.format("delta").load(f"{warehouse}/orders_landing")
     return [r.asDict() for r in df.collect()]
+
+
+def append_landing(spark: SparkSession, warehouse: Path | str, rows: list[dict[str, Any]]) -> None:
+    """Append rows straight to orders_landing (created if missing), bypassing `land`.
+
+    Each row gives the six input fields (`amount` a Decimal, `event_time` a datetime) and
+    optionally `event_ingested_at`; a row without it is a legacy row (null stamp).
+    """
+    from orders_etl.commands.migrate import prepare_landing
+    from orders_etl.io.tables import Warehouse
+    from orders_etl.schemas import LANDING_SCHEMA
+
+    prepare_landing(spark, Warehouse(str(warehouse)))
+    names = [f.name for f in LANDING_SCHEMA.fields]
+    values = [tuple(row.get(name) for name in names) for row in rows]
+    spark.createDataFrame(values, LANDING_SCHEMA).write.format("delta").mode("append").save(
+        f"{warehouse}/orders_landing"
+    )
+
+
+def fct_list(spark: SparkSession, warehouse: Path | str) -> list[tuple[object, ...]]:
+    """fct_orders as a list of tuples in FCT_ORDERS_COLUMNS order (duplicates kept)."""
+    df = spark.read.format("delta").load(f"{warehouse}/fct_orders")
+    return [tuple(r) for r in df.select(*FCT_ORDERS_COLUMNS).collect()]
+
+
+def commit_actions(table_path: Path | str, version: int) -> list[dict[str, Any]]:
+    """The actions of one Delta commit, read from its `_delta_log` JSON file (no Spark)."""
+    log_file = Path(table_path) / "_delta_log" / f"{version:020d}.json"
+    return [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+
+
+def last_version(table_path: Path | str) -> int:
+    """The latest commit version of a Delta table, from its `_delta_log` folder (no Spark)."""
+    log_files = (Path(table_path) / "_delta_log").glob("*.json")
+    return max(int(p.stem) for p in log_files if p.stem.isdigit())
+
+
+def live_files(table_path: Path | str) -> dict[str, dict[str, Any]]:
+    """The live data files of a Delta table, path -> its `add` action (no Spark).
+
+    Replays the JSON commits; each `add` carries `partitionValues` and any `deletionVector`.
+    Within one commit the removes apply first: a file that gets a deletion vector is removed
+    and re-added under the same path.
+    """
+    files: dict[str, dict[str, Any]] = {}
+    for version in range(last_version(table_path) + 1):
+        actions = commit_actions(table_path, version)
+        for action in actions:
+            if "remove" in action:
+                files.pop(action["remove"]["path"], None)
+        for action in actions:
+            if "add" in action:
+                files[action["add"]["path"]] = action["add"]
+    return files
