@@ -73,6 +73,7 @@ ID = FCT_ORDERS_COLUMNS.index("order_id")
 STATUS = FCT_ORDERS_COLUMNS.index("status")
 AMOUNT = FCT_ORDERS_COLUMNS.index("amount")
 DAY = FCT_ORDERS_COLUMNS.index("order_date")
+CURRENCY = FCT_ORDERS_COLUMNS.index("currency")
 D1, D2, D3, D4, D5, D6, D7 = (date(2026, 3, d) for d in range(1, 8))
 NOW = "2026-03-09T00:00:00Z"
 
@@ -310,26 +311,29 @@ def test_dry_run_prints_a_report_per_day_and_writes_nothing(
 
     result = backfill.run(make_ctx(NOW), BackfillParams(D1, D7, dry_run=True))
 
-    def figures(rows: Iterable[Row], day: date) -> tuple[int, Decimal]:
-        on_day = [r for r in rows if r[DAY] == day]
+    def figures(rows: Iterable[Row], day: date, currency: str) -> tuple[int, Decimal]:
+        on_day = [r for r in rows if r[DAY] == day and r[CURRENCY] == currency]
         counted = [Decimal(str(r[AMOUNT])) for r in on_day if r[STATUS] in REVENUE_STATUSES]
         return len(on_day), sum(counted, Decimal("0.00"))
 
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].split() == [
         "order_date",
+        "currency",
         "rows_now",
         "rows_rebuilt",
         "revenue_now",
         "revenue_rebuilt",
     ]
     report = [line.split() for line in lines[1:-1]]
-    assert [(date.fromisoformat(f[0]), int(f[1]), int(f[2])) for f in report] == [
-        (day, figures(before, day)[0], figures(expected, day)[0])
-        for day in (D1, D2, D3, D4, D5, D6, D7)
+    in_range = [r for r in [*before, *expected] if r[DAY] in (D1, D2, D3, D4, D5, D6, D7)]
+    keys: list[tuple[date, str]] = sorted({(r[DAY], r[CURRENCY]) for r in in_range})  # type: ignore[misc]
+    assert [(date.fromisoformat(f[0]), f[1]) for f in report] == keys
+    assert [(int(f[2]), int(f[3])) for f in report] == [
+        (figures(before, *k)[0], figures(expected, *k)[0]) for k in keys
     ]
-    assert [(Decimal(f[3]), Decimal(f[4])) for f in report] == [
-        (figures(before, day)[1], figures(expected, day)[1]) for day in (D1, D2, D3, D4, D5, D6, D7)
+    assert [(Decimal(f[4]), Decimal(f[5])) for f in report] == [
+        (figures(before, *k)[1], figures(expected, *k)[1]) for k in keys
     ]
     assert lines[-1].endswith(": 0")
     assert result.summary.startswith("would rebuild 2026-03-01..2026-03-07")

@@ -153,14 +153,15 @@ def test_backfill_dry_run_reports_and_the_rebuild_applies_a_late_version(
     lines = out.splitlines()
     assert lines[0].split() == [
         "order_date",
+        "currency",
         "rows_now",
         "rows_rebuilt",
         "revenue_now",
         "revenue_rebuilt",
     ]
     assert [line.split() for line in lines[1:3]] == [
-        ["2026-03-01", "2", "2", "10.00", "0.00"],
-        ["2026-03-02", "1", "1", "7.50", "7.50"],
+        ["2026-03-01", "EUR", "2", "2", "10.00", "0.00"],
+        ["2026-03-02", "USD", "1", "1", "7.50", "7.50"],
     ]
     assert "would rebuild 2026-03-01..2026-03-02" in err
     assert table_version(spark, str(warehouse / "fct_orders")) == fct_version

@@ -43,59 +43,63 @@ class BackfillParams:
 
 @dataclass(frozen=True)
 class DayComparison:
-    """One day of the range: figures now and after the rebuild."""
+    """One (day, currency) of the range: figures now and after the rebuild."""
 
     order_date: date
     current_rows: int
     current_revenue: Decimal
     rebuilt_rows: int
     rebuilt_revenue: Decimal
+    currency: str = ""
 
 
-def _per_day(df: DataFrame) -> dict[date, tuple[int, Decimal]]:
-    rows = (
-        agg_daily_revenue(df)
-        .groupBy("order_date")
-        .agg(F.sum("order_count").alias("rows"), F.sum("revenue").alias("revenue"))
-        .collect()
-    )
-    return {r["order_date"]: (int(r["rows"]), r["revenue"] or Decimal("0.00")) for r in rows}
+def _per_day(df: DataFrame) -> dict[tuple[date, str], tuple[int, Decimal]]:
+    rows = agg_daily_revenue(df).collect()
+    return {
+        (r["order_date"], r["currency"]): (int(r["order_count"]), r["revenue"] or Decimal("0.00"))
+        for r in rows
+    }
 
 
 def compare_days(current_df: DataFrame, rebuilt_df: DataFrame) -> list[DayComparison]:
-    """Compare the range's days before and after: one entry per day with rows on any side."""
+    """Compare the range before and after: one entry per (day, currency) with rows on any
+    side. Revenue is never added across currencies."""
     now, after = _per_day(current_df), _per_day(rebuilt_df)
     zero = (0, Decimal("0.00"))
     return [
-        DayComparison(day, *now.get(day, zero), *after.get(day, zero))
-        for day in sorted(set(now) | set(after))
+        DayComparison(key[0], *now.get(key, zero), *after.get(key, zero), currency=key[1])
+        for key in sorted(set(now) | set(after))
     ]
 
 
 def shrink_violations(days: list[DayComparison], max_share: float) -> list[str]:
-    """Describe each day the rebuild would empty or shrink by more than `max_share`."""
-    problems = []
+    """Describe each day the rebuild would empty or shrink by more than `max_share` (rows of
+    all currencies of the day together)."""
+    totals: dict[date, list[int]] = {}
     for d in days:
-        if d.current_rows > 0 and d.rebuilt_rows == 0:
-            problems.append(f"{d.order_date} would lose all {d.current_rows} rows")
-        elif d.current_rows > 0 and (d.current_rows - d.rebuilt_rows) / d.current_rows > max_share:
-            problems.append(
-                f"{d.order_date} would shrink from {d.current_rows} to {d.rebuilt_rows} rows"
-            )
+        now_and_after = totals.setdefault(d.order_date, [0, 0])
+        now_and_after[0] += d.current_rows
+        now_and_after[1] += d.rebuilt_rows
+    problems = []
+    for day, (now, after) in sorted(totals.items()):
+        if now > 0 and after == 0:
+            problems.append(f"{day} would lose all {now} rows")
+        elif now > 0 and (now - after) / now > max_share:
+            problems.append(f"{day} would shrink from {now} to {after} rows")
     return problems
 
 
 def format_report(days: list[DayComparison], corrections: int) -> str:
-    """Render the dry-run report: one line per day, current against rebuilt."""
+    """Render the dry-run report: one line per day and currency, current against rebuilt."""
     header = (
-        f"{'order_date':<10}  {'rows_now':>9}  {'rows_rebuilt':>12}  "
+        f"{'order_date':<10}  {'currency':<8}  {'rows_now':>9}  {'rows_rebuilt':>12}  "
         f"{'revenue_now':>16}  {'revenue_rebuilt':>16}"
     )
     lines = [header]
     for d in days:
         lines.append(
-            f"{d.order_date.isoformat():<10}  {d.current_rows:>9}  {d.rebuilt_rows:>12}  "
-            f"{d.current_revenue:>16}  {d.rebuilt_revenue:>16}"
+            f"{d.order_date.isoformat():<10}  {d.currency:<8}  {d.current_rows:>9}  "
+            f"{d.rebuilt_rows:>12}  {d.current_revenue:>16}  {d.rebuilt_revenue:>16}"
         )
     lines.append(f"orders moved across the range's edge (corrected outside it): {corrections}")
     return "\n".join(lines)
@@ -145,6 +149,7 @@ def rebuild(ctx: RunContext, params: BackfillParams) -> dict[str, Any]:
         "days": [
             {
                 "order_date": d.order_date,
+                "currency": d.currency,
                 "rows_now": d.current_rows,
                 "rows_rebuilt": d.rebuilt_rows,
                 "revenue_now": d.current_revenue,
