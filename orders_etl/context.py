@@ -7,7 +7,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -40,18 +39,21 @@ class RunContext:
         self.run_id = run_id
         self.verbose = verbose
         self.warehouse = Warehouse(config.warehouse)
-        if spark is not None:
-            self.__dict__["spark"] = spark
-            spark.conf.set(USER_METADATA_CONF, run_id)
+        self._spark = spark
 
-    @cached_property
+    @property
     def spark(self) -> SparkSession:
-        """The session, started on first use with every timestamp handled in UTC."""
-        os.environ["TZ"] = "UTC"
-        time.tzset()
-        spark = get_spark(self.config.spark, self.verbose)
-        spark.conf.set(USER_METADATA_CONF, self.run_id)
-        return spark
+        """The session, started on first use with every timestamp handled in UTC.
+
+        Each access tags the session's next commits with this run's id, so contexts that
+        share one session one after another (the demo, tests) each find their own commits.
+        """
+        if self._spark is None:
+            os.environ["TZ"] = "UTC"
+            time.tzset()
+            self._spark = get_spark(self.config.spark, self.verbose)
+        self._spark.conf.set(USER_METADATA_CONF, self.run_id)
+        return self._spark
 
     @property
     def processing_date(self) -> date:

@@ -21,7 +21,7 @@ from orders_etl.errors import GuardRefused
 from orders_etl.io.ledger import last_metric
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json, revision_payload
 from orders_etl.io.tables import ensure_table, read_table, table_exists, table_version
-from orders_etl.io.writes import append_rows, merge_revenue_versions, retry_on_conflict
+from orders_etl.io.writes import insert_new_rows, merge_revenue_versions, retry_on_conflict
 from orders_etl.schemas import (
     DAILY_REVENUE,
     FCT_ORDERS,
@@ -67,13 +67,32 @@ def _scope(df: DataFrame, dates: list[date] | None) -> DataFrame:
     return df.filter(F.col("order_date").isin(*dates)) if dates else df.limit(0)
 
 
-def _revision_rows(
-    changes_df: DataFrame, published_days: list[date], processing_date: date
-) -> DataFrame:
-    """Changes to days before the processing date that already had published figures."""
+def revisions_at(revenue_df: DataFrame, moment: datetime) -> DataFrame:
+    """Read back from `daily_revenue`'s versions the revisions made at `moment`: one row per
+    (`order_date`, `currency`) whose figures changed at `moment`, on a day before `moment`'s
+    date that had figures published before `moment`.
+
+    Derived from the versions, not from a run's own changes, so a rollup rerun after a crash
+    between its versioning MERGE and its revisions write still records them.
+    """
+    at = F.lit(moment).cast("timestamp")
+    closed = revenue_df.filter(F.col("superseded_at") == at).select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("previous_order_count"),
+        F.col("revenue").alias("previous_revenue"),
+    )
+    opened = revenue_df.filter(F.col("as_of") == at).select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("new_order_count"),
+        F.col("revenue").alias("new_revenue"),
+    )
+    published = revenue_df.filter(F.col("as_of") < at).select("order_date").distinct()
     return (
-        changes_df.filter(F.col("order_date") < F.lit(processing_date))
-        .filter(F.col("order_date").isin(*published_days) if published_days else F.lit(False))
+        closed.join(opened, on=["order_date", "currency"], how="full_outer")
+        .join(published, on="order_date", how="left_semi")
+        .filter(F.col("order_date") < F.to_date(at))
         .select(
             "order_date",
             "currency",
@@ -87,6 +106,7 @@ def _revision_rows(
             (F.coalesce("new_revenue", F.lit(0)) - F.coalesce("previous_revenue", F.lit(0)))
             .cast(REVENUE_TYPE)
             .alias("revenue_difference"),
+            at.alias("as_of"),
         )
     )
 
@@ -120,24 +140,24 @@ def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
     check_timeline(ctx)
     published_df = _scope(filter_current(published_all), dates)
     recomputed_df = agg_daily_revenue(_scope(fct_df, dates))
-    published_days = sorted(
-        {r["order_date"] for r in published_df.select("order_date").distinct().collect()}
-    )
     changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()
     changes = changes_df.count()
-    revisions: list[dict[str, Any]] = []
     if changes:
         merge_revenue_versions(spark, revenue_path, changes_df, ctx.processing_time, ctx.run_id)
-        revisions_df = _revision_rows(changes_df, published_days, ctx.processing_date)
-        revisions = [r.asDict() for r in revisions_df.orderBy("order_date", "currency").collect()]
-        if revisions:
-            append_rows(
-                revisions_df.withColumn("as_of", F.lit(ctx.processing_time).cast("timestamp"))
-                .withColumn("run_id", F.lit(ctx.run_id))
-                .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields)),
-                ctx.warehouse.path(REVENUE_REVISIONS),
-                txn_app_id=f"orders_etl.rollup.{ctx.run_id}",
-            )
+    revisions_path = ctx.warehouse.path(REVENUE_REVISIONS)
+    recorded = spark.read.format("delta").load(revisions_path)
+    new_revisions_df = (
+        revisions_at(spark.read.format("delta").load(revenue_path), ctx.processing_time)
+        .join(recorded, on=["order_date", "currency", "as_of"], how="left_anti")
+        .withColumn("run_id", F.lit(ctx.run_id))
+        .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields))
+        .localCheckpoint()
+    )
+    ordered = new_revisions_df.drop("as_of", "run_id").orderBy("order_date", "currency")
+    revisions = [r.asDict() for r in ordered.collect()]
+    if revisions:
+        keys = ("order_date", "currency", "as_of")
+        insert_new_rows(spark, revisions_path, new_revisions_df, keys)
     return {
         CHECKPOINT_METRIC: to_version,
         "fct_version_from": last,

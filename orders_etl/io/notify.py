@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import time
@@ -49,7 +50,13 @@ def post_json(url: str, payload: Mapping[str, Any], settings: NotifySettings) ->
                 problem = f"HTTP {response.status}"
         except urllib.error.HTTPError as exc:
             problem = f"HTTP {exc.code}"
-        except (urllib.error.URLError, TimeoutError, OSError, ValueError) as exc:
+        except (
+            urllib.error.URLError,
+            http.client.HTTPException,
+            TimeoutError,
+            OSError,
+            ValueError,
+        ) as exc:
             reason = getattr(exc, "reason", exc)
             problem = type(reason).__name__ if not isinstance(reason, str) else "connection error"
         log.warning("revision webhook attempt %d failed: %s", attempt, problem)

@@ -103,6 +103,26 @@ def append_rows(df: DataFrame, path: str, txn_app_id: str | None = None) -> None
     writer.save(path)
 
 
+def insert_new_rows(
+    spark: SparkSession, path: str, rows_df: DataFrame, keys: Sequence[str]
+) -> None:
+    """Insert the rows of `rows_df` whose `keys` the table at `path` does not hold yet.
+
+    An insert-only MERGE rather than a blind append: of two runs inserting the same keys at
+    once, one loses a conflict and, on its retry, finds them written, so each key lands once.
+    """
+    if not keys or not all(_IDENTIFIER.match(k) for k in keys):
+        raise ValueError(f"insert_new_rows needs plain column names as keys, got {keys!r}")
+    condition = " AND ".join(f"t.{k} <=> s.{k}" for k in keys)
+    (
+        DeltaTable.forPath(spark, path)
+        .alias("t")
+        .merge(rows_df.alias("s"), condition)
+        .whenNotMatchedInsertAll()
+        .execute()
+    )
+
+
 def overwrite_partitions(
     df: DataFrame, path: str, partition_column: str, start: date, end: date
 ) -> str:
