@@ -147,8 +147,13 @@ def check_warehouse(root: str) -> str:
     """Refuse an empty warehouse root or the file system root."""
     if not root or not root.strip() or "\x00" in root:
         raise UsageError("the warehouse root is empty; set --warehouse or [warehouse] root")
-    if "://" not in root and os.path.abspath(root) == os.path.abspath(os.sep):
+    # Spelled as Hadoop reads it ("file:" + "/<table>" is "/<table>"), symlinks resolved.
+    local = "/" + root[len("file:") :].lstrip("/") if root.startswith("file:") else root
+    if "://" not in local and os.path.realpath(local) in (os.sep, "//"):
         raise UsageError(f"refusing warehouse root {root!r}: it is the file system root")
+    if "`" in root:
+        # Delta's table builder quotes the location as delta.`<path>` and parses it as SQL.
+        raise UsageError(f"refusing warehouse root {root!r}: it contains a backtick (`)")
     if re.fullmatch(r"[a-z0-9]+://[^/]*/?", root):
         raise UsageError(f"refusing warehouse root {root!r}: it is the root of a bucket")
     return root

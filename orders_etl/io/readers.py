@@ -34,7 +34,7 @@ def list_batch_files(source: str) -> list[str]:
                 f"--source {source!r} is not a batch file "
                 f"(expected {', '.join(BATCH_FILE_SUFFIXES)})"
             )
-        return [str(path.resolve())]
+        return [_readable(source, str(path.resolve()))]
     if not path.is_dir():
         raise UsageError(f"--source {source!r} is neither a file nor a folder")
     found: list[str] = []
@@ -49,7 +49,15 @@ def list_batch_files(source: str) -> list[str]:
     irregular = [f for f in found if not Path(f).is_file()]
     if irregular:
         raise UsageError(f"--source {source!r} holds {irregular[0]!r}, which is not a regular file")
-    return sorted(found)
+    return sorted(_readable(source, f) for f in found)
+
+
+def _readable(source: str, path: str) -> str:
+    """Refuse a file name Hadoop cannot open: its checksum file `.<name>.crc` would parse as
+    a URI, so a ':' in the name fails the read half-way."""
+    if ":" in Path(path).name:
+        raise UsageError(f"--source {source!r} holds {path!r}: a ':' in a file name is unreadable")
+    return path
 
 
 def read_batch_files(spark: SparkSession, paths: list[str]) -> DataFrame:

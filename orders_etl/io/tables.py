@@ -115,7 +115,13 @@ def create_table(spark: SparkSession, warehouse: Warehouse, spec: TableSpec) -> 
         builder = builder.partitionedBy(*spec.partition_columns)
     for key, value in spec.properties.items():
         builder = builder.property(key, value)
-    builder.execute()
+    try:
+        builder.execute()
+    except Exception:
+        # Another run created it at the same moment (its commit 0 won): use that table.
+        if table_exists(spark, path):
+            return False
+        raise
     return True
 
 

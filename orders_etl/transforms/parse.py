@@ -22,10 +22,12 @@ from orders_etl.schemas import (
 )
 
 _NUMERIC_TYPE_PREFIXES = ("DECIMAL", "BIGINT", "INT", "SMALLINT", "TINYINT", "DOUBLE", "FLOAT")
-_ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})$"
-_ISO_WITHOUT_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$"
-_DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?$"
-_CURRENCY = r"^[A-Z]{3}$"
+# Java regex: `\z` is the end of the text; `$` would also match before a final line break,
+# so "EUR\n" would pass as a currency.
+_ISO_WITH_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:\d{2})\z"
+_ISO_WITHOUT_ZONE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\z"
+_DECIMAL_TEXT = r"^-?[0-9]+(\.[0-9]+)?\z"
+_CURRENCY = r"^[A-Z]{3}\z"
 _BLANK = r"^\s*$"
 
 PARSED_COLUMNS: tuple[str, ...] = (
@@ -108,6 +110,18 @@ def _is_numeric_type(type_name: Column) -> Column:
     return condition
 
 
+def _is_single_value(raw: Column) -> Column:
+    """Tell whether `raw` is one JSON value and nothing after it.
+
+    `try_parse_json` reads the first value and ignores the rest ("{...} x", "{...}{...}").
+    Wrapped as the only element of an array and as the value of an object, a text with
+    anything after its first value fails one of the two.
+    """
+    as_element = F.json_array_length(F.concat(F.lit("["), raw, F.lit("]"))) == 1
+    as_member = F.try_parse_json(F.concat(F.lit('{"v":'), raw, F.lit("}"))).isNotNull()
+    return F.coalesce(as_element & as_member, F.lit(False))
+
+
 def _first_reason(checks: list[tuple[Column, str]]) -> Column:
     """Return the code of the first check that holds, or null when none does."""
     return F.coalesce(*(F.when(check, F.lit(code)) for check, code in checks), F.lit(None))
@@ -135,7 +149,11 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
     )
     amount_fraction = F.regexp_replace(F.regexp_extract(amount_text, r"\.([0-9]+)$", 1), "0+$", "")
     event_time_text = text["event_time"]
-    event_time_value = event_time_text.try_cast("timestamp")
+    # ISO-8601 may leave out the seconds ("10:30Z"); Spark's cast needs them.
+    with_seconds = F.regexp_replace(
+        event_time_text, r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})\z", "$1:00$2"
+    )
+    event_time_value = with_seconds.try_cast("timestamp")
     latest_allowed = processing_time + timedelta(days=MAX_EVENT_TIME_AHEAD_DAYS)
 
     checks: list[tuple[Column, str]] = [
@@ -144,6 +162,7 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
             Reason.DUPLICATE_KEY,
         ),
         (variant.isNull(), Reason.INVALID_JSON),
+        (~_is_single_value(F.col("raw")), Reason.INVALID_JSON),
         (~top_type.startswith("OBJECT"), Reason.NOT_AN_OBJECT),
     ]
     for name in INPUT_FIELDS:
