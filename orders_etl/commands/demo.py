@@ -135,7 +135,8 @@ def run(ctx: RunContext, params: DemoParams) -> CommandResult:
     dropped = _dropped_by_event_time_model(ctx)
     middle = batches[len(batches) // 2][0]
     story = [
-        f"landed {landed} event versions from {len(batches)} hourly batches",
+        f"landed {landed} event versions from {len(hourly_batches)} hourly batch files "
+        f"in {len(batches)} `hourly` runs",
         f"{dropped} of them arrived after a newer event_time had already landed: an "
         "event_time-driven incremental would have dropped them; "
         "the processing-time MERGE kept them",

@@ -1,0 +1,56 @@
+"""What the bench measures and keeps: phase names, one measured phase, one size's results."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from datagen import Shape
+from measure import CommitStats, Usage
+
+SETUP_LANDING = "setup: landing history"
+SETUP_FCT = "setup: fct_orders from landing"
+SETUP_ROLLUP = "setup: first rollup"
+SETUP_BATCH = "setup: batch file"
+LAND = "land"
+INCREMENTAL = "incremental"
+ROLLUP = "rollup"
+BACKFILL = "backfill (14 days)"
+ROLLUP_AFTER_BACKFILL = "rollup after backfill"
+NO_PREDICATES = "baseline: MERGE without partition predicates"
+EVENT_TIME = "baseline: event_time incremental"
+FULL_REFRESH = "baseline: full refresh"
+SETUP_PHASES = (SETUP_LANDING, SETUP_FCT, SETUP_ROLLUP, SETUP_BATCH)
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One measured step: its cost, its Delta commits and the metrics it reported."""
+
+    name: str
+    usage: Usage
+    commits: tuple[CommitStats, ...] = ()
+    metrics: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+    def total(self, attribute: str) -> int:
+        """Sum an integer attribute of CommitStats over the phase's commits."""
+        return sum(int(getattr(c, attribute)) for c in self.commits)
+
+    def rows_changed(self) -> int | None:
+        """Inserted + updated + deleted rows over the phase's MERGE commits, if any."""
+        changed = [c.rows_changed for c in self.commits if c.rows_changed is not None]
+        return sum(changed) if changed else None
+
+
+@dataclass
+class SizeResult:
+    """Everything measured at one size."""
+
+    shape: Shape
+    phases: dict[str, Phase] = field(default_factory=dict)
+    facts: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, Any] = field(default_factory=dict)
+    steps: dict[str, Usage] = field(default_factory=dict)
+    seconds: float = 0.0
