@@ -53,4 +53,5 @@ class SizeResult:
     facts: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, Any] = field(default_factory=dict)
     steps: dict[str, Usage] = field(default_factory=dict)
+    repeats: list[Usage] = field(default_factory=list)
     seconds: float = 0.0

@@ -75,6 +75,7 @@ DEFAULT_BATCH_EVENTS = 50_000
 DEFAULT_WARMUP_ORDERS = 2_000
 BACKFILL_DAYS = 14
 PROCESSING_TIME = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+DEFAULT_REPEATS = 3
 COPIES = {
     FULL_REFRESH: "full_refresh",
     NO_PREDICATES: "no_partition_predicates",
@@ -117,8 +118,10 @@ class SizeBench:
         folder: Path,
         settings: SparkSettings,
         check: bool,
+        repeats: int = 0,
     ) -> None:
         self.spark = spark
+        self.repeats = repeats
         self.probe = probe
         self.shape = shape
         self.folder = folder
@@ -155,7 +158,7 @@ class SizeBench:
         return self.warehouse.path(table)
 
     def _copy_path(self, name: str) -> str:
-        return str(self.folder / "copies" / COPIES[name])
+        return str(self.folder / "copies" / COPIES.get(name, name))
 
     def _command(
         self,
@@ -313,8 +316,8 @@ class SizeBench:
         return batch_path
 
     def make_copies(self) -> None:
-        """Copy `fct_orders` as it is before the batch, once per baseline."""
-        for name in COPIES:
+        """Copy `fct_orders` as it is before the batch, once per baseline and repeat."""
+        for name in [*COPIES, *(f"repeat_{i}" for i in range(self.repeats))]:
             shutil.copytree(self._path(FCT_ORDERS), self._copy_path(name))
 
     def run_baselines(self) -> None:
@@ -355,6 +358,32 @@ class SizeBench:
         self.result.facts["breakdown_merge_dates"] = dates
         for name, usage in steps.items():
             self._say(f"  step {name}: {usage.seconds:.1f}s wall, {usage.jvm_cpu_seconds:.1f}s CPU")
+
+    def repeat_incremental(self, index: int) -> Usage:
+        """Time the incremental's steps again on a fresh copy; return their summed cost."""
+        ctx = self._ctx(self.shape.processing_time, f"repeat{index}")
+        steps, _ = breakdown.incremental_steps(
+            self.spark,
+            self.probe,
+            self._path(ORDERS_LANDING),
+            self._copy_path(f"repeat_{index}"),
+            self.lookback_days,
+            ctx.run_id,
+        )
+        total = Usage(
+            seconds=sum(u.seconds for u in steps.values()),
+            jvm_cpu_seconds=sum(u.jvm_cpu_seconds for u in steps.values()),
+            heap_peak_bytes=max(u.heap_peak_bytes for u in steps.values()),
+            load_average=os.getloadavg()[0],
+            spark_jobs=sum(u.spark_jobs for u in steps.values()),
+        )
+        self.result.repeats.append(total)
+        self._say(
+            f"repeat {index + 1}: incremental steps {total.seconds:.1f}s wall, "
+            f"{total.jvm_cpu_seconds:.1f}s JVM CPU, load {total.load_average:.1f}"
+        )
+        shutil.rmtree(self._copy_path(f"repeat_{index}"), ignore_errors=True)
+        return total
 
     # --- checks (not timed) ---------------------------------------------------------------
     def check_results(
@@ -492,6 +521,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         default=DEFAULT_WARMUP_ORDERS,
         help="orders of the unreported warm-up pass (0: none)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=DEFAULT_REPEATS,
+        help="interleaved re-timings of the incremental's steps per size, at the end",
+    )
     parser.add_argument("--driver-memory", default="8g", help="spark.driver.memory")
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "work")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "results.md")
@@ -553,6 +588,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     heap_gib = machine.heap_max_bytes / 2**30
     say(f"Spark {machine.spark}, Delta {machine.delta}, heap max {heap_gib:.1f} GiB")
     results: list[SizeResult] = []
+    benches: list[SizeBench] = []
+
+    def report() -> None:
+        run = Run(
+            machine=machine,
+            command=command_line(argv),
+            settings=settings,
+            default_sizes=DEFAULT_SIZES,
+            warmup_orders=args.warmup_orders,
+            warmup_seconds=warmup_seconds,
+            elapsed_seconds=time.perf_counter() - started,
+            load_at_end=os.getloadavg(),
+        )
+        write_report(args.results, run, results, probe)
+        dump_json(args.work_dir / "results.json", results)
+        say(f"wrote {args.results}")
+
+    warmup_seconds = 0.0
     try:
         warmup_seconds = warm_up(spark, probe, args, settings)
         for orders in sorted(args.size_list):
@@ -563,22 +616,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                 processing_time=PROCESSING_TIME,
             )
             folder = args.work_dir.resolve() / f"orders_{orders}"
-            results.append(
-                SizeBench(spark, probe, shape, folder, settings, not args.no_check).run()
+            bench = SizeBench(
+                spark, probe, shape, folder, settings, not args.no_check, args.repeats
             )
-            run = Run(
-                machine=machine,
-                command=command_line(argv),
-                settings=settings,
-                default_sizes=DEFAULT_SIZES,
-                warmup_orders=args.warmup_orders,
-                warmup_seconds=warmup_seconds,
-                elapsed_seconds=time.perf_counter() - started,
-                load_at_end=os.getloadavg(),
-            )
-            write_report(args.results, run, results, probe)
-            dump_json(args.work_dir / "results.json", results)
-            say(f"wrote {args.results}")
+            benches.append(bench)
+            results.append(bench.run())
+            report()
+        for index in range(args.repeats):
+            for bench in benches:
+                bench.repeat_incremental(index)
+        if args.repeats:
+            report()
     finally:
         spark.stop()
     return 0
@@ -601,6 +649,7 @@ def dump_json(path: Path, results: Sequence[SizeResult]) -> None:
                 for name, p in r.phases.items()
             },
             "steps": {name: vars(u) for name, u in r.steps.items()},
+            "repeats": [vars(u) for u in r.repeats],
         }
         for r in results
     ]
