@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -118,9 +119,11 @@ def create_table(spark: SparkSession, warehouse: Warehouse, spec: TableSpec) -> 
     try:
         builder.execute()
     except Exception:
-        # Another run created it at the same moment (its commit 0 won): use that table.
-        if table_exists(spark, path):
-            return False
+        # Another run is creating it at the same moment: once its commit 0 lands, use it.
+        for pause in (0.5, 1.0, 2.0, 4.0, 8.0, 0.0):
+            if table_exists(spark, path):
+                return False
+            time.sleep(pause)
         raise
     return True
 
