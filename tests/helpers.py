@@ -7,11 +7,43 @@ from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from orders_etl.commands import incremental, land
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.readers import list_batch_files
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
+
+# The raw-lines frame the parser reads, and one valid input event.
+LINES_SCHEMA = T.StructType(
+    [
+        T.StructField("source_file", T.StringType()),
+        T.StructField("source_sha256", T.StringType()),
+        T.StructField("line_number", T.LongType()),
+        T.StructField("raw", T.StringType()),
+    ]
+)
+VALID = {
+    "order_id": "o1",
+    "customer_id": "c1",
+    "status": "paid",
+    "amount": "12.50",
+    "currency": "EUR",
+    "event_time": "2026-03-01T10:00:00Z",
+}
+# An environment file with fast retries and a short webhook timeout.
+NOTIFY_TOML = """
+[warehouse]
+root = "./unused"
+
+[retries]
+attempts = 2
+backoff_seconds = 0.1
+
+[notify]
+timeout_seconds = 2.0
+attempts = 2
+"""
 
 
 def event(

@@ -36,10 +36,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl.schemas import Outcome
+from tests import test_faults_kill
 from tests.helpers import event
 from tests.test_faults_kill import (
     ENV_NAME,
-    FAULTS_TOML,
     assert_lines_accounted,
     assert_warehouse_correct,
     build_land,
@@ -50,6 +50,9 @@ from tests.test_faults_kill import (
 )
 
 pytestmark = pytest.mark.slow
+
+# The crash tests' conf folder fixture (faults.toml, exported as ORDERS_ETL_CONF_DIR), reused.
+conf_dir = test_faults_kill.conf_dir
 
 WORKER = r"""
 import contextlib, io, json, logging, os, sys, time
@@ -105,20 +108,10 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def conf(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    folder = tmp_path_factory.mktemp("concurrent-conf")
-    (folder / f"{ENV_NAME}.toml").write_text(FAULTS_TOML, encoding="utf-8")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ORDERS_ETL_CONF_DIR", str(folder))
-        patch.delenv("ORDERS_ETL_REVISION_WEBHOOK", raising=False)
-        yield folder
-
-
-@pytest.fixture(scope="module")
-def workers(conf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Worker]]:
+def workers(conf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Worker]]:
     """Two driver processes, their JVMs started in parallel."""
     folder = tmp_path_factory.mktemp("workers")
-    env = subprocess_env(conf, folder / "logs")
+    env = subprocess_env(conf_dir, folder / "logs")
     started: list[Worker] = []
     for name in ("one", "two"):
         ready = folder / f"{name}.ready"
@@ -283,7 +276,7 @@ def build_migrated_land(warehouse: Path, inputs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def bases(
-    spark: SparkSession, conf: Path, tmp_path_factory: pytest.TempPathFactory
+    spark: SparkSession, conf_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str, Path], tuple[Path, Path]]:
     """Build each base warehouse once; hand out fresh copies: (warehouse, inputs)."""
     builders: dict[str, Callable[[Path, Path], None]] = {

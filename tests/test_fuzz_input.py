@@ -30,32 +30,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from orders_etl import cli
 from orders_etl.schemas import INPUT_FIELDS, STATUSES, Reason
 from orders_etl.transforms.parse import parse_order_lines
 from tests.conftest import ContextFactory
-from tests.helpers import event, land_path
+from tests.helpers import LINES_SCHEMA, VALID, event, land_path
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 REASONS = frozenset(v for k, v in vars(Reason).items() if k.isupper())
-LINES_SCHEMA = T.StructType(
-    [
-        T.StructField("source_file", T.StringType()),
-        T.StructField("source_sha256", T.StringType()),
-        T.StructField("line_number", T.LongType()),
-        T.StructField("raw", T.StringType()),
-    ]
-)
-VALID = {
-    "order_id": "o1",
-    "customer_id": "c1",
-    "status": "paid",
-    "amount": "12.50",
-    "currency": "EUR",
-    "event_time": "2026-03-01T10:00:00Z",
-}
 
 # --- the contract's input rules, in plain Python -------------------------------------------------
 

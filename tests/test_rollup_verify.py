@@ -32,7 +32,14 @@ from orders_etl.io.tables import table_version
 from orders_etl.runner import execute
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
 from tests.conftest import ContextFactory, make_config
-from tests.helpers import event, land_path, landing_dicts, run_incremental, write_batch
+from tests.helpers import (
+    NOTIFY_TOML,
+    event,
+    land_path,
+    landing_dicts,
+    run_incremental,
+    write_batch,
+)
 from tests.reference import expected_revenue, rows_to_versions
 
 P1 = datetime(2026, 3, 10, 6, tzinfo=UTC)
@@ -47,18 +54,6 @@ CHECK_NAMES = {
     "landing_accounting",
     "no_unpredicated_overwrite",
 }
-TEST_TOML = """
-[warehouse]
-root = "./unused"
-
-[retries]
-attempts = 2
-backoff_seconds = 0.1
-
-[notify]
-timeout_seconds = 2.0
-attempts = 2
-"""
 
 
 def day(text: str) -> date:
@@ -425,7 +420,7 @@ def cli_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A `test` environment for the CLI: 2 webhook attempts, fast retries."""
     folder = tmp_path / "conf"
     folder.mkdir()
-    (folder / "test.toml").write_text(TEST_TOML, encoding="utf-8")
+    (folder / "test.toml").write_text(NOTIFY_TOML, encoding="utf-8")
     monkeypatch.setenv(CONF_DIR_VARIABLE, str(folder))
     return "test"
 

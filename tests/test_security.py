@@ -31,22 +31,10 @@ from pyspark.sql import SparkSession
 from orders_etl import cli
 from orders_etl.io.writes import UnpredicatedOverwriteRefused, dates_in_sql, overwrite_partitions
 from orders_etl.session import spark_log_path
-from tests.helpers import event, write_batch
+from tests.helpers import NOTIFY_TOML, event, write_batch
 
 SECRET = "xoxb-SECRET-7f3a9c2e1d"
 P1, P2, P3 = "2026-03-09T00:00:00Z", "2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"
-NOTIFY_TOML = """
-[warehouse]
-root = "./unused"
-
-[retries]
-attempts = 2
-backoff_seconds = 0.1
-
-[notify]
-timeout_seconds = 2.0
-attempts = 2
-"""
 
 
 class SparkTouched(AssertionError):

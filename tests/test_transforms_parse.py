@@ -9,7 +9,6 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import types as T
 
 from orders_etl.schemas import Reason
 from orders_etl.transforms.parse import (
@@ -21,24 +20,9 @@ from orders_etl.transforms.parse import (
     with_content_sha256,
     with_ingested_at,
 )
+from tests.helpers import LINES_SCHEMA, VALID
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
-LINES_SCHEMA = T.StructType(
-    [
-        T.StructField("source_file", T.StringType()),
-        T.StructField("source_sha256", T.StringType()),
-        T.StructField("line_number", T.LongType()),
-        T.StructField("raw", T.StringType()),
-    ]
-)
-VALID = {
-    "order_id": "o1",
-    "customer_id": "c1",
-    "status": "paid",
-    "amount": "12.50",
-    "currency": "EUR",
-    "event_time": "2026-03-01T10:00:00Z",
-}
 
 
 def _lines(spark: SparkSession, raws: list[str | None]) -> DataFrame:
