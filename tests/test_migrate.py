@@ -9,12 +9,21 @@ from decimal import Decimal
 from pathlib import Path
 
 import arro3.core as ac
+import pytest
 from deltalake import DeltaTable as RustDeltaTable
 from deltalake import write_deltalake
+from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from orders_etl.commands import migrate
-from orders_etl.io.tables import TABLES, table_version
+from orders_etl.io.tables import (
+    TABLES,
+    TABLES_BY_NAME,
+    Warehouse,
+    create_table,
+    table_exists,
+    table_version,
+)
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 from tests.conftest import ContextFactory
 from tests.helpers import event, fct_rows, land_path, landing_dicts, run_incremental, write_batch
@@ -215,3 +224,22 @@ def test_land_and_incremental_on_a_migrated_legacy_landing(
     assert (again.metrics["inserted"], again.metrics["updated"]) == (0, 0)
     assert table_version(spark, str(warehouse / "fct_orders")) == fct_version
     assert fct_rows(spark, warehouse) == expected
+
+
+def test_a_table_another_process_created_is_seen_and_not_created_again(
+    spark: SparkSession, warehouse: Path
+) -> None:
+    """This JVM looks at a path first (its Delta log cache now says "no table"); another
+    writer then creates the table there. The next look sees it, and creating it is a no-op:
+    two runs racing to create a warehouse table both end up using the one that won."""
+    path = warehouse / "orders_landing"
+    path.mkdir()
+    with pytest.raises(AnalysisException, match="DELTA_TABLE_NOT_FOUND"):
+        spark.read.format("delta").load(str(path))
+    assert not table_exists(spark, str(path))
+    _write_legacy_landing(path)
+
+    assert table_exists(spark, str(path))
+    assert create_table(spark, Warehouse(str(warehouse)), TABLES_BY_NAME["orders_landing"]) is False
+    assert table_version(spark, str(path)) == 0
+    assert len(RustDeltaTable(str(path)).file_uris()) == 1

@@ -78,13 +78,32 @@ class Warehouse:
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
-    """Tell whether `path` holds a Delta table."""
-    return bool(DeltaTable.isDeltaTable(spark, path))
+    """Tell whether `path` holds a Delta table with at least one commit.
+
+    `DeltaTable.isDeltaTable` answers from the JVM's cached Delta log, which does not see a
+    table that another process created after the cache was filled; a "no" is asked again of
+    the log itself.
+    """
+    if DeltaTable.isDeltaTable(spark, path):
+        return True
+    try:
+        return _log_version(spark, path) >= 0
+    except Exception:
+        return False
 
 
 def read_table(spark: SparkSession, warehouse: Warehouse, table: str) -> DataFrame:
     """Read the current snapshot of a warehouse table."""
     return spark.read.format("delta").load(warehouse.path(table))
+
+
+def _log_version(spark: SparkSession, path: str) -> int:
+    """The latest version in the Delta log at `path`, read afresh (-1 when it has no commit)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
+    empty = jvm.scala.Option.empty()
+    return int(delta_log.update(False, empty, empty).version())
 
 
 def table_version(spark: SparkSession, path: str) -> int | None:
@@ -96,11 +115,7 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     if not table_exists(spark, path):
         return None
     try:
-        jvm = spark.sparkContext._jvm
-        assert jvm is not None
-        delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-        empty = jvm.scala.Option.empty()
-        return int(delta_log.update(False, empty, empty).version())
+        return _log_version(spark, path)
     except Exception:
         row = DeltaTable.forPath(spark, path).history(1).select("version").first()
         return None if row is None else int(row["version"])
@@ -120,7 +135,7 @@ def create_table(spark: SparkSession, warehouse: Warehouse, spec: TableSpec) -> 
         builder.execute()
     except Exception:
         # Another run is creating it at the same moment: once its commit 0 lands, use it.
-        for pause in (0.5, 1.0, 2.0, 4.0, 8.0, 0.0):
+        for pause in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 0.0):
             if table_exists(spark, path):
                 return False
             time.sleep(pause)
