@@ -104,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default="7", metavar="N", help="random seed of the sample")
     p.add_argument(
         "--batch-hours",
-        default="12",
+        default="24",
         metavar="N",
-        help="hourly batch files landed per `hourly` run (default 12; 1 = one run per hour)",
+        help="hourly batch files landed per `hourly` run (default 24; 1 = one run per hour)",
     )
     return parser
 
@@ -294,7 +294,7 @@ def prepare(argv: Sequence[str]) -> Invocation:
             days=max(1, parse_count(args.days, "--days", 7)),
             seed=parse_count(args.seed, "--seed", 7),
             argv_env=args.env,
-            batch_hours=max(1, parse_count(args.batch_hours, "--batch-hours", 12)),
+            batch_hours=max(1, parse_count(args.batch_hours, "--batch-hours", 24)),
         )
         demo.check_warehouse_is_demo(config.warehouse)
         action = lambda ctx: demo.run(ctx, d_params)  # noqa: E731

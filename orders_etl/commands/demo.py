@@ -33,7 +33,7 @@ class DemoParams:
     days: int = 7
     seed: int = 7
     argv_env: str | None = None
-    batch_hours: int = 12
+    batch_hours: int = 24
 
 
 def check_warehouse_is_demo(root: str) -> None:
