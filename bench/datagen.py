@@ -26,7 +26,7 @@ from pathlib import Path
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from orders_etl.schemas import AMOUNT_TYPE, FCT_ORDERS_COLUMNS, LANDING_SCHEMA
+from orders_etl.schemas import AMOUNT_TYPE, FCT_ORDERS_COLUMNS, INPUT_FIELDS, LANDING_SCHEMA
 from orders_etl.transforms.latest import dedupe_latest_version
 from orders_etl.transforms.stage import stage_versions
 
@@ -164,12 +164,7 @@ def landing_history(spark: SparkSession, shape: Shape) -> DataFrame:
         staged_df.withColumn("event_ingested_at", ingested_at)
         .filter(F.col("event_ingested_at") <= F.lit(shape.history_end).cast("timestamp"))
         .select(
-            "order_id",
-            "customer_id",
-            "status",
-            "amount",
-            "currency",
-            "event_time",
+            *INPUT_FIELDS,
             "event_ingested_at",
             source_file.alias("source_file"),
             F.concat(F.lit("bench-history-"), hour).alias("run_id"),
