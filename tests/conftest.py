@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
@@ -81,3 +82,18 @@ def make_ctx(spark: SparkSession, warehouse: Path) -> ContextFactory:
         )
 
     return build
+
+
+class SparkTouched(AssertionError):
+    """A Spark session was asked for where none may be."""
+
+
+@pytest.fixture
+def no_spark(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make any start (or reuse) of a Spark session fail the test: for checks that must
+    refuse before Spark starts."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise SparkTouched("Spark was started")
+
+    monkeypatch.setattr("orders_etl.context.get_spark", refuse)

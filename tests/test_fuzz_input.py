@@ -19,7 +19,6 @@ import json
 import random
 import re
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -605,21 +604,6 @@ def test_a_truncated_gzip_fails_cleanly_and_writes_nothing(
 
 
 # --- bad arguments to every command --------------------------------------------------------------
-
-
-class SparkTouched(AssertionError):
-    pass
-
-
-@pytest.fixture
-def no_spark(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Make any start (or reuse) of a Spark session fail the test."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise SparkTouched("Spark was started for a bad argument")
-
-    monkeypatch.setattr("orders_etl.context.get_spark", refuse)
-    yield
 
 
 BAD_COMMON = [

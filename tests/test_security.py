@@ -37,20 +37,6 @@ SECRET = "xoxb-SECRET-7f3a9c2e1d"
 P1, P2, P3 = "2026-03-09T00:00:00Z", "2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"
 
 
-class SparkTouched(AssertionError):
-    pass
-
-
-@pytest.fixture
-def no_spark(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make any start (or reuse) of a Spark session fail the test."""
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise SparkTouched("Spark was started")
-
-    monkeypatch.setattr("orders_etl.context.get_spark", refuse)
-
-
 def refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     """Run a command line that must be refused with exit 2; return its one stderr line."""
     code = cli.main(argv)
