@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -17,6 +18,8 @@ from orders_etl.config import SparkSettings
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
 LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
+JARS_DIR_VARIABLE = "ORDERS_ETL_JARS_DIR"
+_JARS_COMPLETE = "COMPLETE"
 
 # Settings the pipeline's correctness depends on, applied in every environment.
 REQUIRED_CONF: Mapping[str, str] = {
@@ -38,6 +41,54 @@ def spark_log_path() -> Path:
     folder = Path(os.environ.get(LOG_DIR_VARIABLE) or Path(tempfile.gettempdir()) / "orders_etl")
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"spark-{os.getpid()}.log"
+
+
+def delta_jars_dir() -> Path:
+    """Return the folder that holds this environment's resolved Delta jars.
+
+    $ORDERS_ETL_JARS_DIR, or `<sys.prefix>/share/orders_etl/delta-<version>` (inside the
+    virtualenv, so the jars always match the installed delta-spark and pyspark).
+    """
+    explicit = os.environ.get(JARS_DIR_VARIABLE)
+    if explicit:
+        return Path(explicit)
+    from importlib.metadata import version
+
+    import pyspark
+
+    name = f"delta-{version('delta-spark')}-spark-{pyspark.__version__}"
+    return Path(sys.prefix) / "share" / "orders_etl" / name
+
+
+def cached_delta_jars() -> list[str]:
+    """List the jars `make setup` cached, or nothing when the cache is absent or partial."""
+    folder = delta_jars_dir()
+    if not (folder / _JARS_COMPLETE).is_file():
+        return []
+    jars = sorted(str(p) for p in folder.glob("*.jar"))
+    return jars if all(Path(j).is_file() for j in jars) else []
+
+
+def cache_delta_jars(spark: SparkSession) -> Path:
+    """Copy the jars Spark's resolver fetched for this session into `delta_jars_dir()`, so
+    later local starts load them directly instead of resolving the package again."""
+    resolved = [
+        j.removeprefix("file:").removeprefix("//")
+        for j in spark.sparkContext.getConf().get("spark.jars", "").split(",")
+        if j.endswith(".jar")
+    ]
+    folder = delta_jars_dir()
+    if not resolved:
+        return folder
+    staging = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for jar in resolved:
+        shutil.copy2(jar, staging / Path(jar).name)
+    (staging / _JARS_COMPLETE).write_text("\n".join(Path(j).name for j in resolved) + "\n")
+    shutil.rmtree(folder, ignore_errors=True)
+    staging.rename(folder)
+    return folder
 
 
 @contextmanager
@@ -64,10 +115,12 @@ def _jvm_output_to(path: Path | None) -> Iterator[None]:
 def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
     """Build (or return the running) Delta-enabled session.
 
-    In a plain Python process it sets master, the Delta package (resolved from Maven Central
-    by Spark's own `spark.jars.packages`) and the config's `[spark.conf]`, and sends the JVM's
-    output to a log file unless `verbose`. Under spark-submit it leaves master, packages and
-    any key spark-submit already set to the cluster, and adds only what is missing.
+    In a plain Python process it sets master, the Delta jars and the config's `[spark.conf]`,
+    and sends the JVM's output to a log file unless `verbose`. The jars are the ones
+    `make setup` cached (`delta_jars_dir()`), loaded directly; without that cache, Spark's own
+    `spark.jars.packages` resolves the Delta package from Maven Central on every start.
+    Under spark-submit it leaves master, packages and any key spark-submit already set to the
+    cluster, and adds only what is missing.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
@@ -97,8 +150,13 @@ def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
         )
         for key, value in {**settings.conf, **REQUIRED_CONF}.items():
             builder = builder.config(key, value)
+        jars = cached_delta_jars()
+        if jars:
+            builder = builder.config("spark.jars", ",".join(jars))
+        else:
+            builder = configure_spark_with_delta_pip(builder)
         with _jvm_output_to(None if verbose else spark_log_path()):
-            spark = configure_spark_with_delta_pip(builder).getOrCreate()
+            spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
     return spark
 
@@ -109,10 +167,12 @@ def _apply_runtime_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:
 
 
 def warm_up() -> str:
-    """Start and stop one session so Spark resolves and caches the Delta jars; return Delta's
-    version as the JVM reports it."""
+    """Start and stop one session so Spark resolves the Delta jars, cache them for later
+    starts (`cache_delta_jars`); return Delta's version as the JVM reports it."""
     spark = get_spark(SparkSettings(conf={"spark.ui.enabled": "false"}))
     try:
+        if not cached_delta_jars():
+            cache_delta_jars(spark)
         jvm = spark.sparkContext._jvm
         assert jvm is not None
         return str(jvm.io.delta.VersionUtils.getVersion())
@@ -123,4 +183,7 @@ def warm_up() -> str:
 
 
 if __name__ == "__main__":
-    print(f"Spark with Delta Lake ready ({warm_up()}); JVM log in {spark_log_path()}")
+    print(
+        f"Spark with Delta Lake ready ({warm_up()}); jars in {delta_jars_dir()}; "
+        f"JVM log in {spark_log_path()}"
+    )
