@@ -8,7 +8,7 @@ DELTA_ARTIFACT := io.delta:delta-spark_4.2_2.13:4.4.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast lint typecheck check demo bench dist clean
+.PHONY: help setup test test-fast test-faults lint typecheck check demo bench dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -25,11 +25,15 @@ $(STAMP): setup.cfg pyproject.toml
 
 setup: $(STAMP) ## create .venv, install the package and dev tools, cache the Delta jars
 
-test: setup ## run the whole test suite (what CI runs)
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: setup ## run the whole test suite (what CI runs), slowest tests listed at the end
+	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
 
-test-fast: setup ## the suite without the slow fault-injection tests
+test-fast: setup ## what to run on every change: no subprocess JVMs, no slow marks
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-faults: setup ## the fault tests with the full 5 random SIGKILLs per writing command
+	ORDERS_ETL_KILLS_PER_COMMAND=5 $(PY) -m pytest --durations=25 \
+	  tests/test_faults_kill.py tests/test_faults_concurrent.py $(PYTEST_ARGS)
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .
