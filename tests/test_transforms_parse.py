@@ -9,16 +9,18 @@ from decimal import Decimal
 import pytest
 from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from orders_etl.schemas import Reason
 from orders_etl.transforms.parse import (
-    explode_lines,
+    agg_line_blocks,
+    clean_lines,
     filter_non_blank_lines,
     filter_rejected_rows,
     filter_valid_rows,
     parse_order_lines,
-    with_content_sha256,
     with_ingested_at,
+    with_line_numbers,
 )
 from tests.helpers import LINES_SCHEMA, VALID
 
@@ -124,14 +126,48 @@ def test_unknown_fields_are_counted_not_rejected(spark: SparkSession) -> None:
 
 
 def test_lines_are_numbered_blank_lines_dropped_crlf_and_bom_removed(spark: SparkSession) -> None:
-    content = "\ufeff" + _with() + "\r\n\r\n   \n" + _with(order_id="o2") + "\r\n"
-    files = spark.createDataFrame([("a.jsonl", content)], "source_file string, content string")
-    lines = filter_non_blank_lines(explode_lines(with_content_sha256(files)))
-    rows = lines.orderBy("line_number").collect()
-    assert [r["line_number"] for r in rows] == [1, 4]
-    assert [json.loads(r["raw"])["order_id"] for r in rows] == ["o1", "o2"]
-    assert all(r["source_sha256"] == rows[0]["source_sha256"] for r in rows)
-    assert len(rows[0]["source_sha256"]) == 64
+    lines = ["\ufeff" + _with() + "\r", "\r", "   ", _with(order_id="o2") + "\r", "\ufeffx"]
+    rows = [("a.jsonl", "sha-a", n, line) for n, line in enumerate(lines, start=1)]
+    numbered = spark.createDataFrame(
+        rows, "source_file string, source_sha256 string, line_number long, line string"
+    )
+    kept = filter_non_blank_lines(clean_lines(numbered)).orderBy("line_number").collect()
+    assert [r["line_number"] for r in kept] == [1, 4, 5]
+    assert [json.loads(r["raw"])["order_id"] for r in kept[:2]] == ["o1", "o2"]
+    assert kept[2]["raw"] == "\ufeffx", "a byte-order mark is removed only at a file's start"
+
+
+def test_lines_are_numbered_across_the_blocks_of_a_file(spark: SparkSession) -> None:
+    """Blocks of one file, read by different tasks (row ids far apart), out of order, and a
+    second file in the same task: each line gets its number within its own file."""
+    raw_lines = [
+        ("a.jsonl", 200, 9_000_000_000, "a4"),
+        ("a.jsonl", 200, 9_000_000_001, ""),
+        ("a.jsonl", 0, 5, "a1"),
+        ("a.jsonl", 0, 6, "a2"),
+        ("a.jsonl", 0, 7, "a3"),
+        ("b.jsonl", 0, 8, "b1"),
+        ("b.jsonl", 0, 9, "b2"),
+        ("a.jsonl", 500, 17_000_000_000, "a6"),
+    ]
+    lines_df = spark.createDataFrame(
+        raw_lines, "source_file string, block_start long, row_id long, line string"
+    )
+    blocks_df = agg_line_blocks(lines_df).withColumn(
+        "source_sha256", F.concat(F.lit("sha-"), F.col("source_file"))
+    )
+    numbered = with_line_numbers(lines_df, blocks_df).collect()
+    got = {(r["source_file"], r["line_number"]): (r["line"], r["source_sha256"]) for r in numbered}
+    assert got == {
+        ("a.jsonl", 1): ("a1", "sha-a.jsonl"),
+        ("a.jsonl", 2): ("a2", "sha-a.jsonl"),
+        ("a.jsonl", 3): ("a3", "sha-a.jsonl"),
+        ("a.jsonl", 4): ("a4", "sha-a.jsonl"),
+        ("a.jsonl", 5): ("", "sha-a.jsonl"),
+        ("a.jsonl", 6): ("a6", "sha-a.jsonl"),
+        ("b.jsonl", 1): ("b1", "sha-b.jsonl"),
+        ("b.jsonl", 2): ("b2", "sha-b.jsonl"),
+    }
 
 
 def test_every_non_blank_line_is_valid_or_rejected_exactly_once(spark: SparkSession) -> None:

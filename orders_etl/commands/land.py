@@ -25,17 +25,16 @@ from pyspark.sql import functions as F
 from orders_etl.commands.migrate import prepare_landing
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.errors import DataQualityError
-from orders_etl.io.readers import read_batch_files
+from orders_etl.io.readers import read_batch_lines
 from orders_etl.io.tables import ensure_table
 from orders_etl.io.writes import append_rows, retry_on_conflict
 from orders_etl.schemas import LANDING_SCHEMA, ORDERS_LANDING, ORDERS_QUARANTINE, QUARANTINE_SCHEMA
 from orders_etl.transforms.parse import (
-    explode_lines,
+    clean_lines,
     filter_non_blank_lines,
     filter_rejected_rows,
     filter_valid_rows,
     parse_order_lines,
-    with_content_sha256,
     with_ingested_at,
 )
 
@@ -161,9 +160,9 @@ def run(ctx: RunContext, params: LandParams) -> CommandResult:
         }
         return CommandResult(metrics=empty, summary=f"no batch files in {params.source}")
 
-    files_df = with_content_sha256(read_batch_files(spark, list(params.files)))
+    lines_df = read_batch_lines(spark, list(params.files))
     parsed_df = parse_order_lines(
-        filter_non_blank_lines(explode_lines(files_df)), ctx.processing_time
+        filter_non_blank_lines(clean_lines(lines_df)), ctx.processing_time
     ).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         return _land_parsed(ctx, parsed_df)

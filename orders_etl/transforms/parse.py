@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from orders_etl.schemas import (
@@ -41,44 +41,60 @@ PARSED_COLUMNS: tuple[str, ...] = (
 )
 
 
-def with_content_sha256(files_df: DataFrame) -> DataFrame:
-    """Add `source_sha256`, the SHA-256 of each file's text: one row per file.
+def agg_line_blocks(lines_df: DataFrame) -> DataFrame:
+    """Count the lines of each block of each file and number the first line of each block:
+    one row per (`source_file`, `block_start`).
 
-    (source_file, content) -> (source_file, source_sha256, content)
+    (source_file, block_start, row_id, line) -> (source_file, block_start, first_row_id,
+    first_line_number). Blocks of 3 and 2 lines at offsets 0 and 90 of `a.jsonl` ->
+    (a.jsonl, 0, id, 1), (a.jsonl, 90, id', 4).
     """
-    return files_df.select(
-        "source_file",
-        F.sha2(F.col("content"), 256).alias("source_sha256"),
-        "content",
+    earlier = Window.partitionBy("source_file").orderBy("block_start")
+    return (
+        lines_df.groupBy("source_file", "block_start")
+        .agg(F.count(F.lit(1)).alias("lines"), F.min("row_id").alias("first_row_id"))
+        .select(
+            "source_file",
+            "block_start",
+            "first_row_id",
+            (F.sum("lines").over(earlier) - F.col("lines") + 1)
+            .cast("long")
+            .alias("first_line_number"),
+        )
     )
 
 
-def explode_lines(files_df: DataFrame) -> DataFrame:
-    """Split each file into lines, numbered from 1: one row per line, blank ones included.
+def with_line_numbers(lines_df: DataFrame, blocks_df: DataFrame) -> DataFrame:
+    """Number each line within its file, from 1, and add its file's `source_sha256`: one row
+    per line, blank ones included.
 
-    A trailing carriage return (CRLF endings) and a byte-order mark at the start of a file
-    are removed from `raw`; everything else of the line is kept as it was.
+    `blocks_df` holds one row per block (`agg_line_blocks`) with the file's `source_sha256`;
+    a line's number is its block's first line number plus its position in the block.
     """
-    return (
-        files_df.select(
-            "source_file",
-            "source_sha256",
-            F.posexplode(F.split(F.col("content"), "\n")).alias("position", "line"),
-        )
-        .select(
-            "source_file",
-            "source_sha256",
-            (F.col("position") + 1).cast("long").alias("line_number"),
-            F.regexp_replace(F.col("line"), "\r$", "").alias("line"),
-        )
-        .select(
-            "source_file",
-            "source_sha256",
-            "line_number",
-            F.when(F.col("line_number") == 1, F.regexp_replace(F.col("line"), "^\ufeff", ""))
-            .otherwise(F.col("line"))
-            .alias("raw"),
-        )
+    return lines_df.join(blocks_df, on=["source_file", "block_start"], how="inner").select(
+        "source_file",
+        "source_sha256",
+        (F.col("first_line_number") + F.col("row_id") - F.col("first_row_id"))
+        .cast("long")
+        .alias("line_number"),
+        "line",
+    )
+
+
+def clean_lines(lines_df: DataFrame) -> DataFrame:
+    """Remove a trailing carriage return (CRLF endings) from each line, and a byte-order mark
+    from the start of each file's first line; everything else of the line is kept as it was.
+
+    (source_file, source_sha256, line_number, line) -> (..., line_number, raw)
+    """
+    no_cr = F.regexp_replace(F.col("line"), "\r$", "")
+    return lines_df.select(
+        "source_file",
+        "source_sha256",
+        "line_number",
+        F.when(F.col("line_number") == 1, F.regexp_replace(no_cr, "^\ufeff", ""))
+        .otherwise(no_cr)
+        .alias("raw"),
     )
 
 
