@@ -42,6 +42,41 @@ def one_line(exc: BaseException) -> str:
     return (first[:400] or type(exc).__name__).strip()
 
 
+_MEMORY_MARKERS = (
+    "java.lang.OutOfMemoryError",
+    "Java heap space",
+    "GC overhead limit exceeded",
+    "Not enough memory to build and broadcast",
+)
+_LOST_MARKERS = (
+    "Answer from Java side is empty",
+    "Error while receiving",
+    "Error while sending",
+    "Java gateway process exited",
+    "SparkContext was shut down",
+    "Cannot call methods on a stopped SparkContext",
+)
+
+
+def jvm_failure(exc: BaseException) -> str | None:
+    """Name a failure of the Spark JVM itself (out of memory, or the JVM lost) in one line
+    saying what to change; None for any other failure."""
+    from py4j.protocol import Py4JNetworkError
+
+    text = f"{exc}"
+    advice = (
+        "raise spark.driver.memory in [spark.conf] of the config (--driver-memory under "
+        "spark-submit) or run a smaller batch"
+    )
+    if any(marker in text for marker in _MEMORY_MARKERS):
+        return f"Spark ran out of memory: {advice}"
+    if isinstance(exc, Py4JNetworkError | ConnectionError) or any(
+        marker in text for marker in _LOST_MARKERS
+    ):
+        return f"the Spark JVM was lost (killed, or out of memory): {advice}"
+    return None
+
+
 def _versions(ctx: RunContext) -> dict[str, int | None]:
     return {t: table_version(ctx.spark, ctx.warehouse.path(t)) for t in _VERSIONED}
 
@@ -63,6 +98,7 @@ def execute(
     outcome, exit_code, error = Outcome.FAILED, UNEXPECTED_EXIT, None
     result = CommandResult()
     before: dict[str, int | None] = {}
+    jvm_error: str | None = None
     try:
         record_start(ctx.spark, ctx.warehouse, record)
         before = _versions(ctx)
@@ -75,7 +111,8 @@ def execute(
         outcome = {1: Outcome.CHECK_FAILED, 2: Outcome.REFUSED}.get(exc.exit_code, Outcome.FAILED)
         exit_code, error = exc.exit_code, one_line(exc)
     except Exception as exc:
-        error = f"{type(exc).__name__}: {one_line(exc)}"
+        jvm_error = jvm_failure(exc)
+        error = jvm_error or f"{type(exc).__name__}: {one_line(exc)}"
         if ctx.verbose:
             log.exception("%s failed", command)
     elapsed = time.monotonic() - started
@@ -93,11 +130,14 @@ def execute(
             error=error,
         )
     except Exception as exc:
-        print(
-            f"orders-etl {command}: error: could not write the run ledger: {one_line(exc)}",
-            file=sys.stderr,
-            flush=True,
-        )
+        # After a JVM failure the ledger cannot be written either: that one line said it all.
+        if not (jvm_error and jvm_failure(exc)):
+            print(
+                f"orders-etl {command}: error: could not write the run ledger: "
+                f"{jvm_failure(exc) or one_line(exc)}",
+                file=sys.stderr,
+                flush=True,
+            )
         if exit_code == 0:
             exit_code = UNEXPECTED_EXIT
     print(

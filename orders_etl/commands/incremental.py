@@ -42,11 +42,13 @@ def watermark(fct_df: DataFrame) -> datetime | None:
 def current_dates(fct_df: DataFrame, orders_df: DataFrame) -> list[date]:
     """Return the dates where the given orders have rows in `fct_orders` now.
 
-    Reads only `order_id` and `order_date` of `fct_orders`.
+    Reads only `order_id` and `order_date` of `fct_orders`. The join is Spark's choice: the
+    window's orders grow with the data (a first build, a catch-up), so they are never forced
+    into a broadcast. What is collected is one row per date.
     """
     rows = (
         fct_df.select("order_id", "order_date")
-        .join(F.broadcast(orders_df.select("order_id")), on="order_id", how="left_semi")
+        .join(orders_df.select("order_id"), on="order_id", how="left_semi")
         .select("order_date")
         .distinct()
         .collect()
