@@ -113,10 +113,11 @@ def catalog_conf(warehouse_root: str) -> dict[str, str]:
 
     Always the Hive catalog implementation. For a warehouse on this machine also Spark's
     embedded Derby metastore, kept in `<warehouse>/_catalog/metastore_db` so the names persist
-    across runs, and `<warehouse>/_catalog/databases` as `spark.sql.warehouse.dir` (the
-    databases' own folders; every table is external, at its warehouse path). A remote warehouse
-    gets no Derby settings: the cluster's metastore applies (`spark.hadoop.hive.metastore.uris`
-    or AWS Glue, in `[spark.conf]` or the cluster's hive-site.xml).
+    across runs, `<warehouse>/_catalog/databases` as `spark.sql.warehouse.dir` (the databases'
+    own folders; every table is external, at its warehouse path), and Hive's scratch folder
+    `<warehouse>/_catalog/resources`. A remote warehouse gets no Derby settings: the cluster's
+    metastore applies (`spark.hadoop.hive.metastore.uris` or AWS Glue, in `[spark.conf]` or
+    the cluster's hive-site.xml).
     """
     conf = {CATALOG_IMPLEMENTATION: "hive"}
     folder = local_catalog_dir(warehouse_root)
@@ -125,6 +126,8 @@ def catalog_conf(warehouse_root: str) -> dict[str, str]:
             f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true"
         )
         conf["spark.sql.warehouse.dir"] = str(folder / "databases")
+        # Hive's per-session scratch folder, otherwise a new /tmp/<uuid>_resources every run.
+        conf["spark.hadoop.hive.downloaded.resources.dir"] = str(folder / "resources")
     return conf
 
 

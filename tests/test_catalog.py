@@ -148,6 +148,7 @@ def test_the_embedded_metastore_lives_in_the_warehouse_catalog_folder(tmp_path: 
             f"jdbc:derby:;databaseName={folder}/metastore_db;create=true"
         ),
         "spark.sql.warehouse.dir": f"{folder}/databases",
+        "spark.hadoop.hive.downloaded.resources.dir": f"{folder}/resources",
     }
     # A remote warehouse uses the cluster's metastore (Hive, Glue): no local Derby.
     assert local_catalog_dir("s3a://bucket/warehouse") is None
