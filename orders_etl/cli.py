@@ -31,6 +31,9 @@ COMMANDS = (
     "hourly",
     "demo",
 )
+# The commands whose session opens the `[catalog]` (registering names); every other command
+# works by path and never starts a metastore client.
+CATALOG_COMMANDS = ("migrate",)
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -324,7 +327,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from orders_etl.runner import execute, new_run_id
 
     ctx = RunContext(
-        invocation.config, invocation.processing_time, new_run_id(), verbose=invocation.verbose
+        invocation.config,
+        invocation.processing_time,
+        new_run_id(),
+        verbose=invocation.verbose,
+        opens_catalog=invocation.command in CATALOG_COMMANDS,
     )
     try:
         return execute(

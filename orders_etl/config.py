@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,13 @@ class SparkSettings:
     app_name: str = "orders_etl"
     master: str | None = "local[2]"
     conf: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class CatalogSettings:
+    """The catalog database `migrate` registers the tables in; empty means path-only."""
+
+    database: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class Config:
 
     env: str
     warehouse: str
+    catalog: CatalogSettings = CatalogSettings()
     incremental: IncrementalSettings = IncrementalSettings()
     backfill: BackfillSettings = BackfillSettings()
     retries: RetrySettings = RetrySettings()
@@ -112,6 +121,27 @@ def _positive_int(section: Mapping[str, Any], key: str, default: int, where: str
     return value
 
 
+# A plain SQL identifier, at most 128 characters (the Hive metastore's limit on names).
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+
+
+def _catalog(raw: Mapping[str, Any], root: str, path: Path) -> CatalogSettings:
+    """Read `[catalog]`: the database must be empty or a plain SQL identifier."""
+    database = _section(raw, "catalog", path).get("database", "")
+    if not isinstance(database, str) or (database and not _IDENTIFIER.fullmatch(database)):
+        raise UsageError(
+            f"config {path}: [catalog] database must be a plain SQL identifier "
+            f"(letters, digits, _; not starting with a digit), got {database!r}"
+        )
+    if database and "://" not in root.removeprefix("file:") and ";" in root:
+        # The embedded metastore's Derby URL ends a path at ';'.
+        raise UsageError(
+            f"config {path}: [catalog] needs a warehouse path without ';' for its local "
+            f"metastore, got {root!r}"
+        )
+    return CatalogSettings(database=database)
+
+
 def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path: Path) -> Config:
     where = str(path)
     root = warehouse if warehouse is not None else _section(raw, "warehouse", path).get("root")
@@ -132,6 +162,7 @@ def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path
     return Config(
         env=name,
         warehouse=root,
+        catalog=_catalog(raw, root, path),
         incremental=IncrementalSettings(
             lookback_days=_positive_int(incremental, "lookback_days", 3, where)
         ),

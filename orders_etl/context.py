@@ -23,7 +23,9 @@ class RunContext:
     """A run's config, processing time (its "now", UTC) and id; Spark starts on first use.
 
     Every Delta commit made through the context's session carries the run id as its
-    `userMetadata`, so a run can find its own commits in a table's history.
+    `userMetadata`, so a run can find its own commits in a table's history. With
+    `opens_catalog` and a `[catalog] database` configured, the session opens the warehouse's
+    catalog; otherwise it works by path alone.
     """
 
     def __init__(
@@ -33,6 +35,7 @@ class RunContext:
         run_id: str,
         verbose: bool = False,
         spark: SparkSession | None = None,
+        opens_catalog: bool = False,
     ) -> None:
         self.config = config
         self.processing_time = processing_time
@@ -40,6 +43,7 @@ class RunContext:
         self.verbose = verbose
         self.warehouse = Warehouse(config.warehouse)
         self._spark = spark
+        self._catalog_root = config.warehouse if opens_catalog and config.catalog.database else None
 
     @property
     def spark(self) -> SparkSession:
@@ -51,7 +55,7 @@ class RunContext:
         if self._spark is None:
             os.environ["TZ"] = "UTC"
             time.tzset()
-            self._spark = get_spark(self.config.spark, self.verbose)
+            self._spark = get_spark(self.config.spark, self.verbose, self._catalog_root)
         self._spark.conf.set(USER_METADATA_CONF, self.run_id)
         return self._spark
 

@@ -1,4 +1,5 @@
-"""The one SparkSession factory: Delta extension and catalog, UTC, settings from config."""
+"""The one SparkSession factory: Delta extension and catalog, UTC, settings from config, and
+the Hive catalog for the runs that register names in one."""
 
 from __future__ import annotations
 
@@ -17,6 +18,11 @@ from orders_etl.config import SparkSettings
 
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
 DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+CATALOG_IMPLEMENTATION = "spark.sql.catalogImplementation"
+# The embedded metastore of a warehouse on this machine: `<warehouse>/_catalog/`. Commands list
+# tables by name (io/tables.py TABLES), never the root, so this folder is no table; the demo's
+# fresh start deletes it with the rest of its warehouse.
+CATALOG_FOLDER = "_catalog"
 LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
 JARS_DIR_VARIABLE = "ORDERS_ETL_JARS_DIR"
 _JARS_COMPLETE = "COMPLETE"
@@ -91,6 +97,51 @@ def cache_delta_jars(spark: SparkSession) -> Path:
     return folder
 
 
+def local_catalog_dir(warehouse_root: str) -> Path | None:
+    """Return the folder of the embedded metastore beside a warehouse on this machine, or None
+    for a remote warehouse (its metastore is the cluster's: Hive, Glue)."""
+    local = warehouse_root.removeprefix("file:")
+    if "://" in local:
+        return None
+    if warehouse_root.startswith("file:"):
+        local = "/" + local.lstrip("/")
+    return Path(os.path.abspath(local)) / CATALOG_FOLDER
+
+
+def catalog_conf(warehouse_root: str) -> dict[str, str]:
+    """Return the settings of a session that opens the Hive catalog of `warehouse_root`.
+
+    Always the Hive catalog implementation. For a warehouse on this machine also Spark's
+    embedded Derby metastore, kept in `<warehouse>/_catalog/metastore_db` so the names persist
+    across runs, `<warehouse>/_catalog/databases` as `spark.sql.warehouse.dir` (the databases'
+    own folders; every table is external, at its warehouse path), and Hive's scratch folder
+    `<warehouse>/_catalog/resources`. A remote warehouse gets no Derby settings: the cluster's
+    metastore applies (`spark.hadoop.hive.metastore.uris` or AWS Glue, in `[spark.conf]` or
+    the cluster's hive-site.xml).
+    """
+    conf = {CATALOG_IMPLEMENTATION: "hive"}
+    folder = local_catalog_dir(warehouse_root)
+    if folder is not None:
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true"
+        )
+        conf["spark.sql.warehouse.dir"] = str(folder / "databases")
+        # Hive's per-session scratch folder, otherwise a new /tmp/<uuid>_resources every run.
+        conf["spark.hadoop.hive.downloaded.resources.dir"] = str(folder / "resources")
+    return conf
+
+
+def _derby_home(spark: SparkSession, warehouse_root: str) -> None:
+    """Send Derby's `derby.log` beside its metastore instead of the working folder, unless the
+    JVM was started with a `derby.system.home` (Derby boots lazily, on the first catalog use)."""
+    folder = local_catalog_dir(warehouse_root)
+    jvm = spark.sparkContext._jvm
+    if folder is None or jvm is None or jvm.java.lang.System.getProperty("derby.system.home"):
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    jvm.java.lang.System.setProperty("derby.system.home", str(folder))
+
+
 @contextmanager
 def _jvm_output_to(path: Path | None) -> Iterator[None]:
     """Send the output of a JVM started inside this block to `path` (stdout stays data-only)."""
@@ -112,7 +163,9 @@ def _jvm_output_to(path: Path | None) -> Iterator[None]:
             os.close(fd)
 
 
-def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
+def get_spark(
+    settings: SparkSettings, verbose: bool = False, catalog_root: str | None = None
+) -> SparkSession:
     """Build (or return the running) Delta-enabled session.
 
     In a plain Python process it sets master, the Delta jars and the config's `[spark.conf]`,
@@ -121,17 +174,23 @@ def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
     `spark.jars.packages` resolves the Delta package from Maven Central on every start.
     Under spark-submit it leaves master, packages and any key spark-submit already set to the
     cluster, and adds only what is missing.
+
+    With `catalog_root` (a warehouse root) the session opens that warehouse's Hive catalog
+    (`catalog_conf`; `[spark.conf]` and spark-submit win over its defaults); without it the
+    session keeps Spark's in-memory catalog and never starts a metastore client.
     """
     active = SparkSession.getActiveSession()
     if active is not None:
         _apply_runtime_conf(active, REQUIRED_CONF)
         return active
     builder = SparkSession.builder.appName(settings.app_name)
+    catalog = catalog_conf(catalog_root) if catalog_root is not None else {}
     if under_spark_submit():
         submitted = SparkConf()
         wanted = {
             "spark.sql.extensions": DELTA_EXTENSION,
             "spark.sql.catalog.spark_catalog": DELTA_CATALOG,
+            **catalog,
             **settings.conf,
         }
         for key, value in wanted.items():
@@ -148,7 +207,7 @@ def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
         builder = builder.config("spark.sql.extensions", DELTA_EXTENSION).config(
             "spark.sql.catalog.spark_catalog", DELTA_CATALOG
         )
-        for key, value in {**settings.conf, **REQUIRED_CONF}.items():
+        for key, value in {**catalog, **settings.conf, **REQUIRED_CONF}.items():
             builder = builder.config(key, value)
         jars = cached_delta_jars()
         if jars:
@@ -158,6 +217,8 @@ def get_spark(settings: SparkSettings, verbose: bool = False) -> SparkSession:
         with _jvm_output_to(None if verbose else spark_log_path()):
             spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    if catalog_root is not None:
+        _derby_home(spark, catalog_root)
     return spark
 
 

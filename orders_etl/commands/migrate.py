@@ -1,10 +1,14 @@
-"""`migrate`: create missing tables; add missing nullable columns to an existing landing."""
+"""`migrate`: create missing tables; add missing nullable columns to an existing landing;
+with a `[catalog] database`, register every table and the current-figures view by name."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from pyspark.sql import SparkSession
 
 from orders_etl.context import CommandResult, RunContext
+from orders_etl.io.catalog import CURRENT_VIEW, plan_registration, register
 from orders_etl.io.tables import (
     TABLES,
     Warehouse,
@@ -36,11 +40,19 @@ def migrate_warehouse(spark: SparkSession, warehouse: Warehouse) -> dict[str, li
 
 
 def run(ctx: RunContext) -> CommandResult:
-    """Run `migrate`."""
-    metrics = migrate_warehouse(ctx.spark, ctx.warehouse)
+    """Run `migrate`: every catalog name is checked before any table or name is written."""
+    database = ctx.config.catalog.database
+    registration = plan_registration(ctx.spark, ctx.warehouse, database) if database else None
+    metrics: dict[str, Any] = dict(migrate_warehouse(ctx.spark, ctx.warehouse))
     summary = (
         f"created {len(metrics['tables_created'])} table(s)"
         f"{': ' + ', '.join(metrics['tables_created']) if metrics['tables_created'] else ''}; "
         f"added {len(metrics['landing_columns_added'])} column(s) to orders_landing"
     )
+    if registration is not None:
+        metrics.update(register(ctx.spark, registration))
+        summary += (
+            f"; registered {len(metrics['catalog_registered'])} table(s) in {database}, "
+            f"view {database}.{CURRENT_VIEW} {metrics['catalog_view']}"
+        )
     return CommandResult(metrics=metrics, summary=summary)
