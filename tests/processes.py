@@ -61,6 +61,31 @@ def start(
         )
 
 
+def run(
+    argv: Sequence[str], env: dict[str, str], cwd: Path, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a command to its end in a process group of its own; on timeout stop the whole group
+    (a spark-submit driver and anything it started) and fail."""
+    process = subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=cwd,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(list(argv), process.returncode, out, err)
+
+
 def wait_for_port(process: subprocess.Popen[bytes], port: int, log: Path, seconds: float) -> None:
     """Wait until something accepts connections on 127.0.0.1:`port`; fail (with the log's
     tail) when the process exits first or the deadline passes."""
