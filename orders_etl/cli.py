@@ -159,6 +159,43 @@ def check_warehouse(root: str) -> str:
     return root
 
 
+def guarded_range(
+    command: str,
+    start_text: str | None,
+    end_text: str | None,
+    today: date,
+    default_days: int,
+    max_days: int,
+) -> tuple[date, date]:
+    """Resolve a command's `--start-date`/`--end-date` into an inclusive range and guard it.
+
+    The one date policy of the commands that work on a range of `fct_orders` days. Without
+    `--end-date` the range ends on the processing date (`today`), or `default_days` after
+    `--start-date` if that is earlier; without `--start-date` it is the `default_days` days
+    ending on the end date. Refused (exit 2): a malformed date, an end before the start, more
+    than `max_days` days, an end after the processing date.
+    """
+    start = parse_date(start_text, "--start-date")
+    end = parse_date(end_text, "--end-date")
+    if end is None:
+        end = min(today, start + timedelta(days=default_days - 1)) if start else today
+    if start is None:
+        start = end - timedelta(days=default_days - 1)
+    if end < start:
+        raise GuardRefused(f"{command} refused: --end-date {end} is before --start-date {start}")
+    length = (end - start).days + 1
+    if length > max_days:
+        raise GuardRefused(
+            f"{command} refused: {start}..{end} is {length} days, more than the maximum of "
+            f"{max_days}"
+        )
+    if end > today:
+        raise GuardRefused(
+            f"{command} refused: --end-date {end} is after the processing date {today}"
+        )
+    return start, end
+
+
 def backfill_range(args: argparse.Namespace, config: Config, now: datetime) -> tuple[date, date]:
     """Resolve and guard the backfill range (exit 2 on any violation)."""
     if args.full_refresh:
@@ -166,27 +203,14 @@ def backfill_range(args: argparse.Namespace, config: Config, now: datetime) -> t
             "a full refresh of fct_orders is not supported; give a date range with "
             "--start-date and --end-date"
         )
-    start = parse_date(args.start_date, "--start-date")
-    end = parse_date(args.end_date, "--end-date")
-    today = now.date()
-    days = config.backfill.default_days
-    if end is None:
-        end = min(today, start + timedelta(days=days - 1)) if start else today
-    if start is None:
-        start = end - timedelta(days=days - 1)
-    if end < start:
-        raise GuardRefused(f"backfill refused: --end-date {end} is before --start-date {start}")
-    length = (end - start).days + 1
-    if length > config.backfill.max_days:
-        raise GuardRefused(
-            f"backfill refused: {start}..{end} is {length} days, more than the maximum of "
-            f"{config.backfill.max_days}"
-        )
-    if end > today:
-        raise GuardRefused(
-            f"backfill refused: --end-date {end} is after the processing date {today}"
-        )
-    return start, end
+    return guarded_range(
+        "backfill",
+        args.start_date,
+        args.end_date,
+        now.date(),
+        config.backfill.default_days,
+        config.backfill.max_days,
+    )
 
 
 @dataclass(frozen=True)
