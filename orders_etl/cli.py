@@ -30,6 +30,7 @@ COMMANDS = (
     "revenue",
     "hourly",
     "demo",
+    "maintain",
 )
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hourly", parents=common, help="land, incremental, rollup, verify")
     p.add_argument("--source", required=True, metavar="PATH")
     p.add_argument("--lookback-days", metavar="N")
+    p = sub.add_parser(
+        "maintain",
+        parents=common,
+        help="daily: compact small files, purge deletion vectors, vacuum (rows unchanged)",
+    )
+    _dates(p)
     p = sub.add_parser("demo", parents=common, help="run the pipeline on generated sample data")
     p.add_argument("--days", default="7", metavar="N", help="days of sample data (default 7)")
     p.add_argument("--seed", default="7", metavar="N", help="random seed of the sample")
@@ -169,11 +176,11 @@ def guarded_range(
 ) -> tuple[date, date]:
     """Resolve a command's `--start-date`/`--end-date` into an inclusive range and guard it.
 
-    The one date policy of the commands that work on a range of `fct_orders` days. Without
-    `--end-date` the range ends on the processing date (`today`), or `default_days` after
-    `--start-date` if that is earlier; without `--start-date` it is the `default_days` days
-    ending on the end date. Refused (exit 2): a malformed date, an end before the start, more
-    than `max_days` days, an end after the processing date.
+    The one date policy of the commands that work on a range of `fct_orders` days (`backfill`,
+    `maintain`). Without `--end-date` the range ends on the processing date (`today`), or
+    `default_days` after `--start-date` if that is earlier; without `--start-date` it is the
+    `default_days` days ending on the end date. Refused (exit 2): a malformed date, an end
+    before the start, more than `max_days` days, an end after the processing date.
     """
     start = parse_date(start_text, "--start-date")
     end = parse_date(end_text, "--end-date")
@@ -209,6 +216,19 @@ def backfill_range(args: argparse.Namespace, config: Config, now: datetime) -> t
         args.end_date,
         now.date(),
         config.backfill.default_days,
+        config.backfill.max_days,
+    )
+
+
+def maintain_range(args: argparse.Namespace, config: Config, now: datetime) -> tuple[date, date]:
+    """Resolve and guard the range of `fct_orders` days `maintain` compacts: by default the
+    `[maintain] days` days ending on the processing date, at most `[backfill] max_days`."""
+    return guarded_range(
+        "maintain",
+        args.start_date,
+        args.end_date,
+        now.date(),
+        config.maintain.days,
         config.backfill.max_days,
     )
 
@@ -311,6 +331,12 @@ def prepare(argv: Sequence[str]) -> Invocation:
             parse_count(args.lookback_days, "--lookback-days", config.incremental.lookback_days),
         )
         action = lambda ctx: hourly.run(ctx, h_params)  # noqa: E731
+    elif command == "maintain":
+        from orders_etl.commands import maintain
+
+        m_start, m_end = maintain_range(args, config, now)
+        m_params = maintain.MaintainParams(m_start, m_end)
+        action = lambda ctx: maintain.run(ctx, m_params)  # noqa: E731
     else:
         from orders_etl.commands import demo
 
