@@ -30,6 +30,7 @@ COMMANDS = (
     "revenue",
     "hourly",
     "demo",
+    "maintain",
 )
 # The commands whose session opens the `[catalog]` (registering names); every other command
 # works by path and never starts a metastore client.
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("hourly", parents=common, help="land, incremental, rollup, verify")
     p.add_argument("--source", required=True, metavar="PATH")
     p.add_argument("--lookback-days", metavar="N")
+    p = sub.add_parser(
+        "maintain",
+        parents=common,
+        help="daily: compact small files, purge deletion vectors, vacuum (rows unchanged)",
+    )
+    _dates(p)
     p = sub.add_parser("demo", parents=common, help="run the pipeline on generated sample data")
     p.add_argument("--days", default="7", metavar="N", help="days of sample data (default 7)")
     p.add_argument("--seed", default="7", metavar="N", help="random seed of the sample")
@@ -162,6 +169,43 @@ def check_warehouse(root: str) -> str:
     return root
 
 
+def guarded_range(
+    command: str,
+    start_text: str | None,
+    end_text: str | None,
+    today: date,
+    default_days: int,
+    max_days: int,
+) -> tuple[date, date]:
+    """Resolve a command's `--start-date`/`--end-date` into an inclusive range and guard it.
+
+    The one date policy of the commands that work on a range of `fct_orders` days (`backfill`,
+    `maintain`). Without `--end-date` the range ends on the processing date (`today`), or
+    `default_days` after `--start-date` if that is earlier; without `--start-date` it is the
+    `default_days` days ending on the end date. Refused (exit 2): a malformed date, an end
+    before the start, more than `max_days` days, an end after the processing date.
+    """
+    start = parse_date(start_text, "--start-date")
+    end = parse_date(end_text, "--end-date")
+    if end is None:
+        end = min(today, start + timedelta(days=default_days - 1)) if start else today
+    if start is None:
+        start = end - timedelta(days=default_days - 1)
+    if end < start:
+        raise GuardRefused(f"{command} refused: --end-date {end} is before --start-date {start}")
+    length = (end - start).days + 1
+    if length > max_days:
+        raise GuardRefused(
+            f"{command} refused: {start}..{end} is {length} days, more than the maximum of "
+            f"{max_days}"
+        )
+    if end > today:
+        raise GuardRefused(
+            f"{command} refused: --end-date {end} is after the processing date {today}"
+        )
+    return start, end
+
+
 def backfill_range(args: argparse.Namespace, config: Config, now: datetime) -> tuple[date, date]:
     """Resolve and guard the backfill range (exit 2 on any violation)."""
     if args.full_refresh:
@@ -169,27 +213,27 @@ def backfill_range(args: argparse.Namespace, config: Config, now: datetime) -> t
             "a full refresh of fct_orders is not supported; give a date range with "
             "--start-date and --end-date"
         )
-    start = parse_date(args.start_date, "--start-date")
-    end = parse_date(args.end_date, "--end-date")
-    today = now.date()
-    days = config.backfill.default_days
-    if end is None:
-        end = min(today, start + timedelta(days=days - 1)) if start else today
-    if start is None:
-        start = end - timedelta(days=days - 1)
-    if end < start:
-        raise GuardRefused(f"backfill refused: --end-date {end} is before --start-date {start}")
-    length = (end - start).days + 1
-    if length > config.backfill.max_days:
-        raise GuardRefused(
-            f"backfill refused: {start}..{end} is {length} days, more than the maximum of "
-            f"{config.backfill.max_days}"
-        )
-    if end > today:
-        raise GuardRefused(
-            f"backfill refused: --end-date {end} is after the processing date {today}"
-        )
-    return start, end
+    return guarded_range(
+        "backfill",
+        args.start_date,
+        args.end_date,
+        now.date(),
+        config.backfill.default_days,
+        config.backfill.max_days,
+    )
+
+
+def maintain_range(args: argparse.Namespace, config: Config, now: datetime) -> tuple[date, date]:
+    """Resolve and guard the range of `fct_orders` days `maintain` compacts: by default the
+    `[maintain] days` days ending on the processing date, at most `[backfill] max_days`."""
+    return guarded_range(
+        "maintain",
+        args.start_date,
+        args.end_date,
+        now.date(),
+        config.maintain.days,
+        config.backfill.max_days,
+    )
 
 
 @dataclass(frozen=True)
@@ -290,6 +334,12 @@ def prepare(argv: Sequence[str]) -> Invocation:
             parse_count(args.lookback_days, "--lookback-days", config.incremental.lookback_days),
         )
         action = lambda ctx: hourly.run(ctx, h_params)  # noqa: E731
+    elif command == "maintain":
+        from orders_etl.commands import maintain
+
+        m_start, m_end = maintain_range(args, config, now)
+        m_params = maintain.MaintainParams(m_start, m_end)
+        action = lambda ctx: maintain.run(ctx, m_params)  # noqa: E731
     else:
         from orders_etl.commands import demo
 

@@ -50,6 +50,19 @@ class BackfillSettings:
     max_shrink_share: float = 0.2
 
 
+# Delta's own default file retention (`delta.deletedFileRetentionDuration`, 7 days): VACUUM's
+# retention check refuses less, and so does the config.
+MIN_RETENTION_HOURS = 168
+
+
+@dataclass(frozen=True)
+class MaintainSettings:
+    """Defaults of `maintain`: its default range and VACUUM's retention."""
+
+    days: int = 7
+    retention_hours: int = MIN_RETENTION_HOURS
+
+
 @dataclass(frozen=True)
 class RetrySettings:
     """Bounded retries of a write that lost a Delta conflict."""
@@ -75,6 +88,7 @@ class Config:
     catalog: CatalogSettings = CatalogSettings()
     incremental: IncrementalSettings = IncrementalSettings()
     backfill: BackfillSettings = BackfillSettings()
+    maintain: MaintainSettings = MaintainSettings()
     retries: RetrySettings = RetrySettings()
     notify: NotifySettings = NotifySettings()
     spark: SparkSettings = SparkSettings()
@@ -149,12 +163,19 @@ def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path
         raise UsageError(f"config {where}: [warehouse] root must be a string")
     incremental = _section(raw, "incremental", path)
     backfill = _section(raw, "backfill", path)
+    maintain = _section(raw, "maintain", path)
     retries = _section(raw, "retries", path)
     notify = _section(raw, "notify", path)
     spark = _section(raw, "spark", path)
     share = backfill.get("max_shrink_share", BackfillSettings.max_shrink_share)
     if not isinstance(share, int | float) or not 0 <= share <= 1:
         raise UsageError(f"config {where}: max_shrink_share must be between 0 and 1, got {share!r}")
+    retention = _positive_int(maintain, "retention_hours", MIN_RETENTION_HOURS, where)
+    if retention < MIN_RETENTION_HOURS:
+        raise UsageError(
+            f"config {where}: [maintain] retention_hours must be at least {MIN_RETENTION_HOURS} "
+            f"(Delta's retention check), got {retention}"
+        )
     spark_conf = spark.get("conf", {})
     if not isinstance(spark_conf, Mapping):
         raise UsageError(f"config {where}: [spark.conf] must be a table")
@@ -170,6 +191,10 @@ def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path
             default_days=max(1, _positive_int(backfill, "default_days", 14, where)),
             max_days=max(1, _positive_int(backfill, "max_days", 31, where)),
             max_shrink_share=float(share),
+        ),
+        maintain=MaintainSettings(
+            days=max(1, _positive_int(maintain, "days", 7, where)),
+            retention_hours=retention,
         ),
         retries=RetrySettings(
             attempts=max(1, _positive_int(retries, "attempts", 4, where)),

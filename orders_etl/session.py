@@ -32,8 +32,9 @@ REQUIRED_CONF: Mapping[str, str] = {
     "spark.sql.session.timeZone": "UTC",
     # Delta's replaceWhere checks that written rows match the predicate: keep it on.
     "spark.databricks.delta.replaceWhere.constraintCheck.enabled": "true",
-    # New tables get deletion vectors unless a table property says otherwise.
-    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "true",
+    # New tables get no deletion vectors unless a table property says so (only fct_orders):
+    # every other table stays readable by readers without deletion-vector support.
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from pyspark.sql import types as T
 from orders_etl.commands import incremental, land
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.readers import list_batch_files
+from orders_etl.runner import execute
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 
 # The raw-lines frame the parser reads, and one valid input event.
@@ -85,6 +87,21 @@ def land_path(ctx: RunContext, path: Path | str) -> CommandResult:
 def run_incremental(ctx: RunContext, lookback_days: int = 3) -> CommandResult:
     """Run `incremental` in-process."""
     return incremental.run(ctx, incremental.IncrementalParams(lookback_days))
+
+
+def recorded(
+    ctx: RunContext, command: str, action: Callable[[RunContext], CommandResult]
+) -> CommandResult:
+    """Run a command through the runner, as the CLI does, so the run ledger records it."""
+    results: list[CommandResult] = []
+
+    def keep() -> CommandResult:
+        results.append(action(ctx))
+        return results[-1]
+
+    exit_code = execute(ctx, command, {}, keep)
+    assert exit_code == 0, f"{command} exited {exit_code}"
+    return results[-1]
 
 
 def fct_rows(spark: SparkSession, warehouse: Path | str) -> set[tuple[object, ...]]:

@@ -18,6 +18,7 @@ from pyspark.sql import SparkSession
 
 from orders_etl import cli
 from orders_etl.commands import rollup
+from orders_etl.config import Config
 from orders_etl.io.tables import TABLES, table_exists, table_version
 from tests.conftest import ContextFactory
 from tests.helpers import event, fct_rows, land_path, landing_dicts, run_incremental, write_batch
@@ -323,6 +324,17 @@ def test_hourly_lands_merges_rolls_up_and_verifies_one_batch(
         ),
         (["backfill", "--end-date", "2026-03-03"], "after the processing date 2026-03-02"),
         (["backfill", "--full-refresh"], "full refresh"),
+        (["maintain", "--end-date", "2026-03-32"], "not a valid date"),
+        (["maintain", "--start-date", "2026-3-01"], "not a date in YYYY-MM-DD form"),
+        (
+            ["maintain", "--start-date", "2026-03-02", "--end-date", "2026-03-01"],
+            "maintain refused: --end-date 2026-03-01 is before --start-date 2026-03-02",
+        ),
+        (
+            ["maintain", "--start-date", "2026-01-01", "--end-date", "2026-02-15"],
+            "46 days, more than the maximum of 31",
+        ),
+        (["maintain", "--end-date", "2026-03-03"], "after the processing date 2026-03-02"),
         (["verify", "--start-date", "2026-03-02", "--end-date", "2026-03-01"], "before"),
         (["revenue", "--format", "xml"], "--format must be one of"),
         (["incremental", "--lookback-days", "-1"], "--lookback-days must be a whole number"),
@@ -356,6 +368,27 @@ def test_bad_arguments_exit_2_with_one_line_before_spark_starts(
     assert lines[0].startswith(f"orders-etl {argv[0]}: error: ")
     assert message in lines[0]
     assert not root.exists()
+
+
+def test_maintain_and_backfill_share_one_date_policy_with_their_own_default_length() -> None:
+    config = Config(env="test", warehouse="/tmp/unused")
+    today = date(2026, 3, 12)
+    args = cli.build_parser().parse_args(["maintain"])
+    assert cli.maintain_range(args, config, datetime(2026, 3, 12, 6)) == (date(2026, 3, 6), today)
+    args = cli.build_parser().parse_args(["backfill"])
+    assert cli.backfill_range(args, config, datetime(2026, 3, 12, 6)) == (
+        date(2026, 2, 27),
+        today,
+    )
+    # a start alone: the default length from there, never past the processing date
+    assert cli.guarded_range("maintain", "2026-03-01", None, today, 7, 31) == (
+        date(2026, 3, 1),
+        date(2026, 3, 7),
+    )
+    assert cli.guarded_range("maintain", "2026-03-10", None, today, 7, 31) == (
+        date(2026, 3, 10),
+        today,
+    )
 
 
 @pytest.mark.parametrize(

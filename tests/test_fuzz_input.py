@@ -643,6 +643,14 @@ BAD_PER_COMMAND: dict[str, list[list[str]]] = {
         ["--full-refresh"],
     ],
     "rollup": [["--dry-run"]],
+    "maintain": [
+        ["--start-date", "2026-03-05", "--end-date", "2026-03-01"],
+        ["--start-date", "2026-01-01", "--end-date", "2026-03-01"],
+        ["--end-date", "2026-03-11"],
+        ["--start-date", "03/01/2026"],
+        ["--end-date", "2026-03-01) OR (1=1"],
+        ["--dry-run"],
+    ],
     "verify": [
         ["--start-date", "2026-03-05", "--end-date", "2026-03-01"],
         ["--start-date", "03/01/2026"],

@@ -65,6 +65,11 @@ CONTRACT_COLUMNS: dict[str, dict[str, str]] = {
 }
 ADDED_COLUMNS = ["event_ingested_at", "source_file", "run_id", "source_sha256", "line_number"]
 NOW = "2026-03-02T12:00:00Z"
+NOTHING_TO_DO: dict[str, list[str]] = {
+    "tables_created": [],
+    "landing_columns_added": [],
+    "deletion_vectors_stopped": [],
+}
 
 
 def _write_legacy_landing(path: Path) -> None:
@@ -120,9 +125,20 @@ def test_migrate_on_an_empty_warehouse_creates_every_contract_table(
     assert partitions["fct_orders"] == ["order_date"]
     assert all(cols == [] for name, cols in partitions.items() if name != "fct_orders")
 
+    # Only fct_orders has deletion vectors; a reader without them (delta-rs) opens the others.
+    for t in TABLES:
+        protocol = RustDeltaTable(str(warehouse / t.name)).protocol()
+        if t.name == "fct_orders":
+            assert "deletionVectors" in (protocol.reader_features or []), protocol
+            continue
+        assert protocol.min_reader_version == 1, (t.name, protocol)
+        assert not protocol.reader_features, (t.name, protocol)
+        assert "deletionVectors" not in (protocol.writer_features or []), (t.name, protocol)
+        assert RustDeltaTable(str(warehouse / t.name)).to_pyarrow_table().num_rows == 0
+
     versions = {t.name: table_version(spark, str(warehouse / t.name)) for t in TABLES}
     again = migrate.run(make_ctx(NOW))
-    assert again.metrics == {"tables_created": [], "landing_columns_added": []}
+    assert again.metrics == NOTHING_TO_DO
     assert {t.name: table_version(spark, str(warehouse / t.name)) for t in TABLES} == versions
 
 
@@ -177,7 +193,7 @@ def test_migrate_adds_the_missing_columns_to_a_legacy_landing_in_place(
     ]
 
     again = migrate.run(make_ctx(NOW))
-    assert again.metrics == {"tables_created": [], "landing_columns_added": []}
+    assert again.metrics == NOTHING_TO_DO
     assert table_version(spark, str(landing)) == version
     assert _live_files(landing) == files_before
 

@@ -26,10 +26,9 @@ from orders_etl import cli
 from orders_etl.commands import revenue, rollup, verify
 from orders_etl.commands.revenue import RevenueParams, figures_as_of
 from orders_etl.config import CONF_DIR_VARIABLE, NotifySettings
-from orders_etl.context import CommandResult, RunContext
+from orders_etl.context import RunContext
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json
 from orders_etl.io.tables import table_version
-from orders_etl.runner import execute
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
 from tests.conftest import ContextFactory, make_config
 from tests.helpers import (
@@ -37,6 +36,7 @@ from tests.helpers import (
     event,
     land_path,
     landing_dicts,
+    recorded,
     run_incremental,
     write_batch,
 )
@@ -63,21 +63,6 @@ def day(text: str) -> date:
 def naive(moment: datetime) -> datetime:
     """A UTC time as Spark returns timestamps to this (TZ=UTC) process."""
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def recorded(
-    ctx: RunContext, command: str, action: Callable[[RunContext], CommandResult]
-) -> CommandResult:
-    """Run a command through the runner, as the CLI does, so the run ledger records it."""
-    results: list[CommandResult] = []
-
-    def keep() -> CommandResult:
-        results.append(action(ctx))
-        return results[-1]
-
-    exit_code = execute(ctx, command, {}, keep)
-    assert exit_code == 0, f"{command} exited {exit_code}"
-    return results[-1]
 
 
 def revenue_versions(spark: SparkSession, root: Path | str) -> set[tuple[object, ...]]:
@@ -247,6 +232,49 @@ def test_rollup_rerun_adds_no_version_with_or_without_a_checkpoint(
     assert (again["days_recomputed"], again["figures_changed"]) == ("all", 0)
     assert revenue_table_version(spark, copied) == table_before
     assert revenue_versions(spark, copied) == versions
+
+
+def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuumed(
+    spark: SparkSession, copied: Path, make_ctx: ContextFactory, tmp_path: Path
+) -> None:
+    # After the last rollup (P2): a newer version of o3 (an update, so the MERGE writes change
+    # data files) and a late order on a day the feed would otherwise not name.
+    batch = write_batch(
+        tmp_path / "late",
+        "b4.jsonl",
+        [
+            event("o3", "2026-03-10T10:00:00Z", status="refunded", amount="7.50", currency="USD"),
+            event("o14", "2026-03-05T18:00:00Z", amount="2.00"),
+        ],
+    )
+    land_path(make_ctx(P3), batch)
+    run_incremental(make_ctx(P3))
+    # Another tool vacuums fct_orders with no retention at all: the change data feed since
+    # the rollup's checkpoint is gone.
+    check = "spark.databricks.delta.retentionDurationCheck.enabled"
+    saved = spark.conf.get(check, None)
+    spark.conf.set(check, "false")
+    try:
+        DeltaTable.forPath(spark, f"{copied}/fct_orders").vacuum(0.0)
+    finally:
+        if saved is None:
+            spark.conf.unset(check)
+        else:
+            spark.conf.set(check, saved)
+
+    result = recorded(make_ctx(P3), "rollup", rollup.run)
+
+    metrics = result.metrics
+    assert (metrics["change_feed"], metrics["days_recomputed"]) == ("unavailable", "all")
+    assert metrics["change_feed_error"]
+    assert "change data feed unavailable after version" in result.summary
+    assert "every day recomputed" in result.summary
+    current = {(r[0], r[1]): (r[2], r[3]) for r in revenue_versions(spark, copied) if r[5] is None}
+    assert current == expected_revenue(rows_to_versions(landing_dicts(spark, copied)))
+    assert current[(day("2026-03-05"), "EUR")] == (2, Decimal("7.00"))
+    assert current[(day("2026-03-10"), "USD")] == (2, Decimal("6.00"))
+    (row,) = [r for r in rollup_metrics(spark, copied) if r["change_feed"] == "unavailable"]
+    assert row["days_recomputed"] == "all"
 
 
 # --- as-of figures during a late-event run -------------------------------------------------------

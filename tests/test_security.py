@@ -2,7 +2,8 @@
 
 - Dates and times from the command line are parsed into `date`/`datetime` values before Spark
   starts; SQL text is built only from those values. A quote or a comment in a flag is refused.
-- A warehouse path with quote characters is used as a path (it works), never spliced into SQL.
+- A warehouse path with quote characters is used as a path (it works); where Delta has no API
+  but SQL (REORG, ALTER TABLE), the path is a backtick-quoted name and a backtick is refused.
 - `--source` must be an existing regular file or a folder of them; the warehouse root must not be
   the file system root (however it is spelled) or empty.
 - The revision webhook URL (`ORDERS_ETL_REVISION_WEBHOOK`, with a secret token in it) appears in
@@ -29,9 +30,11 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from orders_etl import cli
+from orders_etl.io.maintenance import purge_deletion_vectors
+from orders_etl.io.tables import delta_path_sql, disable_deletion_vectors, table_detail
 from orders_etl.io.writes import UnpredicatedOverwriteRefused, dates_in_sql, overwrite_partitions
 from orders_etl.session import spark_log_path
-from tests.helpers import NOTIFY_TOML, event, write_batch
+from tests.helpers import NOTIFY_TOML, event, live_files, write_batch
 
 SECRET = "xoxb-SECRET-7f3a9c2e1d"
 P1, P2, P3 = "2026-03-09T00:00:00Z", "2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"
@@ -64,6 +67,8 @@ INJECTIONS = [
     [
         ("backfill", "--start-date"),
         ("backfill", "--end-date"),
+        ("maintain", "--start-date"),
+        ("maintain", "--end-date"),
         ("verify", "--start-date"),
         ("verify", "--end-date"),
         ("revenue", "--start-date"),
@@ -147,6 +152,33 @@ def test_a_warehouse_and_source_with_quote_characters_work(
     landing = spark.read.format("delta").load(str(warehouse / "orders_landing"))
     assert {r["source_file"] for r in landing.collect()} == {str(batch.resolve())}
     assert sorted(p.name for p in tmp_path.iterdir()) == [root.name], "wrote outside the root"
+
+
+def test_maintenance_sql_takes_a_quoted_path_as_a_name_and_refuses_a_backtick(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    """REORG and ALTER TABLE have no Delta API: the path goes into SQL as delta.`<path>`."""
+    with pytest.raises(ValueError, match="backtick"):
+        delta_path_sql(str(tmp_path / "a`b"))
+    path = str(tmp_path / 'it\'s "dv"; -- x' / "table")
+    df = spark.createDataFrame([(1,), (2,), (3,)], "n int").coalesce(1)
+    (
+        DeltaTable.create(spark)
+        .location(path)
+        .addColumns(df.schema)
+        .property("delta.enableDeletionVectors", "true")
+        .execute()
+    )
+    df.write.format("delta").mode("append").save(path)
+    DeltaTable.forPath(spark, path).delete("n = 2")
+    assert any(a.get("deletionVector") for a in live_files(path).values())
+
+    assert disable_deletion_vectors(spark, path) is True
+    purge_deletion_vectors(spark, path)
+
+    assert not table_detail(spark, path).deletion_vectors_enabled
+    assert not any(a.get("deletionVector") for a in live_files(path).values())
+    assert sorted(r["n"] for r in spark.read.format("delta").load(path).collect()) == [1, 3]
 
 
 # --- path guards -------------------------------------------------------------------------------

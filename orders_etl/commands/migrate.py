@@ -1,5 +1,6 @@
 """`migrate`: create missing tables; add missing nullable columns to an existing landing;
-with a `[catalog] database`, register every table and the current-figures view by name."""
+stop new deletion vectors on every table but `fct_orders`; with a `[catalog] database`,
+register every table and the current-figures view by name."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from pyspark.sql import SparkSession
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.catalog import CURRENT_VIEW, plan_registration, register
 from orders_etl.io.tables import (
+    DELETION_VECTORS_PROPERTY,
     TABLES,
     Warehouse,
     add_landing_columns,
     create_table,
+    disable_deletion_vectors,
     table_exists,
 )
 from orders_etl.schemas import ORDERS_LANDING
@@ -28,6 +31,21 @@ def prepare_landing(spark: SparkSession, warehouse: Warehouse) -> list[str]:
     return []
 
 
+def stop_deletion_vectors(spark: SparkSession, warehouse: Warehouse) -> list[str]:
+    """Turn deletion vectors off on each table whose spec has them off but that has them on
+    (made by an earlier version, or by another writer); return the tables changed.
+
+    Metadata-only: the deletion vectors already written stay readable by Spark until
+    `maintain` purges them and drops the reader feature.
+    """
+    return [
+        t.name
+        for t in TABLES
+        if t.properties.get(DELETION_VECTORS_PROPERTY) == "false"
+        and disable_deletion_vectors(spark, warehouse.path(t.name))
+    ]
+
+
 def migrate_warehouse(spark: SparkSession, warehouse: Warehouse) -> dict[str, list[str]]:
     """Bring every contract table into existence and shape; idempotent."""
     landing_existed = table_exists(spark, warehouse.path(ORDERS_LANDING))
@@ -36,7 +54,12 @@ def migrate_warehouse(spark: SparkSession, warehouse: Warehouse) -> dict[str, li
     created += [
         t.name for t in TABLES if t.name != ORDERS_LANDING and create_table(spark, warehouse, t)
     ]
-    return {"tables_created": created, "landing_columns_added": added}
+    stopped = stop_deletion_vectors(spark, warehouse)
+    return {
+        "tables_created": created,
+        "landing_columns_added": added,
+        "deletion_vectors_stopped": stopped,
+    }
 
 
 def run(ctx: RunContext) -> CommandResult:
@@ -48,6 +71,11 @@ def run(ctx: RunContext) -> CommandResult:
         f"created {len(metrics['tables_created'])} table(s)"
         f"{': ' + ', '.join(metrics['tables_created']) if metrics['tables_created'] else ''}; "
         f"added {len(metrics['landing_columns_added'])} column(s) to orders_landing"
+        + (
+            f"; stopped new deletion vectors on {', '.join(metrics['deletion_vectors_stopped'])}"
+            if metrics["deletion_vectors_stopped"]
+            else ""
+        )
     )
     if registration is not None:
         metrics.update(register(ctx.spark, registration))

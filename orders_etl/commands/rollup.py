@@ -1,15 +1,17 @@
 """`rollup`: bring `daily_revenue` up to date with `fct_orders`, versioned with as-of times.
 
 Only days whose orders changed are recomputed: the change data feed of `fct_orders` since
-the version the last successful rollup reached (kept in the run ledger) names them. A
-recomputed day is compared with its published figures, so a repeated or crashed-and-rerun
-rollup adds no version where nothing changed.
+the version the last successful rollup reached (kept in the run ledger) names them. Without
+that checkpoint, or when the feed cannot be read (vacuumed, or past the log's retention),
+every day is recomputed, and the run says so. A recomputed day is compared with its published
+figures, so a repeated or crashed-and-rerun rollup adds no version where nothing changed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -18,7 +20,7 @@ from pyspark.sql import functions as F
 
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.errors import GuardRefused
-from orders_etl.io.ledger import last_metric
+from orders_etl.io.ledger import ROLLUP_CHECKPOINT_METRIC, last_metric
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json, revision_payload
 from orders_etl.io.tables import ensure_table, read_table, table_exists, table_version
 from orders_etl.io.writes import insert_new_rows, merge_revenue_versions, retry_on_conflict
@@ -32,18 +34,36 @@ from orders_etl.schemas import (
 from orders_etl.transforms.revenue import agg_daily_revenue, diff_figures, filter_current
 
 log = logging.getLogger(__name__)
-CHECKPOINT_METRIC = "rollup_fct_version"
+CHECKPOINT_METRIC = ROLLUP_CHECKPOINT_METRIC
+
+
+class ChangeFeed:
+    """How a rollup learned which days changed: the `change_feed` metric."""
+
+    READ = "read"
+    NO_CHECKPOINT = "no checkpoint"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class ChangedDays:
+    """The days a rollup recomputes (None: every day) and how it learned them."""
+
+    dates: list[date] | None
+    change_feed: str
+    error: str | None = None
 
 
 def changed_dates(
     spark: SparkSession, fct_path: str, after_version: int | None, to_version: int
-) -> list[date] | None:
+) -> ChangedDays:
     """Return the `order_date`s changed in `fct_orders` after `after_version` up to
-    `to_version`, from its change data feed; None means "unknown: recompute every day"."""
+    `to_version`, from its change data feed; every day when there is no checkpoint or the
+    feed cannot be read (its files vacuumed, its commits past the log's retention)."""
     if after_version is None:
-        return None
+        return ChangedDays(None, ChangeFeed.NO_CHECKPOINT)
     if after_version >= to_version:
-        return []
+        return ChangedDays([], ChangeFeed.READ)
     try:
         rows = (
             spark.read.format("delta")
@@ -56,9 +76,15 @@ def changed_dates(
             .collect()
         )
     except Exception as exc:
-        log.warning("change data feed unavailable (%s); recomputing every day", type(exc).__name__)
-        return None
-    return sorted(r["order_date"] for r in rows if r["order_date"] is not None)
+        log.warning(
+            "change data feed of fct_orders unavailable after version %d (%s); "
+            "recomputing every day",
+            after_version,
+            type(exc).__name__,
+        )
+        return ChangedDays(None, ChangeFeed.UNAVAILABLE, type(exc).__name__)
+    dates = sorted(r["order_date"] for r in rows if r["order_date"] is not None)
+    return ChangedDays(dates, ChangeFeed.READ)
 
 
 def _scope(df: DataFrame, dates: list[date] | None) -> DataFrame:
@@ -134,7 +160,8 @@ def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
     to_version = table_version(spark, fct_path)
     assert to_version is not None
     last = last_metric(spark, ctx.warehouse, CHECKPOINT_METRIC)
-    dates = changed_dates(spark, fct_path, last, to_version)
+    changed = changed_dates(spark, fct_path, last, to_version)
+    dates = changed.dates
     fct_df = spark.read.format("delta").option("versionAsOf", to_version).load(fct_path)
     published_all = read_table(spark, ctx.warehouse, DAILY_REVENUE)
     check_timeline(ctx)
@@ -162,6 +189,8 @@ def bring_up_to_date(ctx: RunContext) -> dict[str, Any]:
         CHECKPOINT_METRIC: to_version,
         "fct_version_from": last,
         "days_recomputed": "all" if dates is None else len(dates),
+        "change_feed": changed.change_feed,
+        "change_feed_error": changed.error,
         "figures_changed": changes,
         "revisions": revisions,
         "daily_revenue_version": table_version(spark, revenue_path),
@@ -195,8 +224,14 @@ def run(ctx: RunContext) -> CommandResult:
         ensure_table(ctx.spark, ctx.warehouse, table)
     metrics = retry_on_conflict(lambda: bring_up_to_date(ctx), ctx.config.retries, "rollup")
     metrics["announcement"] = announce(ctx, metrics["revisions"])
+    unavailable = (
+        f"change data feed unavailable after version {metrics['fct_version_from']} "
+        f"({metrics['change_feed_error']}), every day recomputed; "
+        if metrics["change_feed"] == ChangeFeed.UNAVAILABLE
+        else ""
+    )
     summary = (
-        f"days_recomputed={metrics['days_recomputed']} "
+        f"{unavailable}days_recomputed={metrics['days_recomputed']} "
         f"figures_changed={metrics['figures_changed']} "
         f"revisions={len(metrics['revisions'])} announcement: {metrics['announcement']}"
     )

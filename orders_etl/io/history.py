@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from types import MappingProxyType
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
+
+from orders_etl.io.tables import table_version
 
 _FILE_ACTION = T.StructType(
     [
@@ -72,6 +75,22 @@ def commits(spark: SparkSession, path: str, after_version: int | None = None) ->
         ),
         key=lambda c: c.version,
     )
+
+
+def commit_time(spark: SparkSession, path: str, version: int) -> datetime | None:
+    """Return when commit `version` of the table at `path` was made (UTC), or None when the
+    table has no such commit (not made yet, or cleaned out of the log)."""
+    latest = table_version(spark, path)
+    if latest is None or version > latest or version < 0:
+        return None
+    row = (
+        DeltaTable.forPath(spark, path)
+        .history(latest - version + 1)
+        .filter(F.col("version") == version)
+        .select("timestamp")
+        .first()
+    )
+    return None if row is None else row["timestamp"].replace(tzinfo=UTC)
 
 
 def commits_of_run(

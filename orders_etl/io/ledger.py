@@ -16,6 +16,10 @@ from orders_etl.io.tables import Warehouse, ensure_table, table_exists
 from orders_etl.io.writes import append_rows
 from orders_etl.schemas import PIPELINE_RUNS, PIPELINE_RUNS_SCHEMA, Outcome
 
+# The `fct_orders` version a successful rollup brought `daily_revenue` up to: the next rollup
+# reads the change data feed after it, and `maintain` keeps that feed from being vacuumed.
+ROLLUP_CHECKPOINT_METRIC = "rollup_fct_version"
+
 
 @dataclass(frozen=True)
 class RunRecord:

@@ -29,7 +29,12 @@ from orders_etl.schemas import (
     REVENUE_REVISIONS_SCHEMA,
 )
 
-_APPEND_ONLY = MappingProxyType({"delta.appendOnly": "true"})
+DELETION_VECTORS_PROPERTY = "delta.enableDeletionVectors"
+DELETION_VECTORS_FEATURE = "deletionVectors"
+# Only fct_orders uses deletion vectors (its MERGE then rewrites no unchanged row); every other
+# table says so explicitly, so a reader without deletion-vector support can open it.
+_NO_DELETION_VECTORS = MappingProxyType({DELETION_VECTORS_PROPERTY: "false"})
+_APPEND_ONLY = MappingProxyType({"delta.appendOnly": "true", **_NO_DELETION_VECTORS})
 
 
 class SchemaMismatch(OrdersEtlError):
@@ -56,10 +61,10 @@ TABLES: tuple[TableSpec, ...] = (
         FCT_ORDERS_SCHEMA,
         partition_columns=("order_date",),
         properties=MappingProxyType(
-            {"delta.enableDeletionVectors": "true", "delta.enableChangeDataFeed": "true"}
+            {DELETION_VECTORS_PROPERTY: "true", "delta.enableChangeDataFeed": "true"}
         ),
     ),
-    TableSpec(DAILY_REVENUE, DAILY_REVENUE_SCHEMA),
+    TableSpec(DAILY_REVENUE, DAILY_REVENUE_SCHEMA, properties=_NO_DELETION_VECTORS),
     TableSpec(REVENUE_REVISIONS, REVENUE_REVISIONS_SCHEMA, properties=_APPEND_ONLY),
     TableSpec(PIPELINE_RUNS, PIPELINE_RUNS_SCHEMA, properties=_APPEND_ONLY),
 )
@@ -75,6 +80,17 @@ class Warehouse:
     def path(self, table: str) -> str:
         """Return the folder of `table`."""
         return f"{self.root.rstrip('/')}/{table}"
+
+
+def delta_path_sql(path: str) -> str:
+    """Return the SQL name of the Delta table at `path`: delta.`<path>`.
+
+    A backtick would end the quoted name early, so a path holding one is refused (the
+    warehouse root is checked for it before Spark starts, too).
+    """
+    if "`" in path:
+        raise ValueError(f"refusing a table path with a backtick in SQL: {path!r}")
+    return f"delta.`{path}`"
 
 
 def table_exists(spark: SparkSession, path: str) -> bool:
@@ -119,6 +135,51 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     except Exception:
         row = DeltaTable.forPath(spark, path).history(1).select("version").first()
         return None if row is None else int(row["version"])
+
+
+@dataclass(frozen=True)
+class TableDetail:
+    """What `DESCRIBE DETAIL` tells of a table's current snapshot."""
+
+    num_files: int
+    size_in_bytes: int
+    features: frozenset[str]
+    properties: Mapping[str, str]
+
+    @property
+    def has_deletion_vectors_feature(self) -> bool:
+        """Tell whether the protocol still names deletion vectors (readers must support them)."""
+        return DELETION_VECTORS_FEATURE in self.features
+
+    @property
+    def deletion_vectors_enabled(self) -> bool:
+        """Tell whether new writes may still add deletion vectors."""
+        return self.properties.get(DELETION_VECTORS_PROPERTY, "false").lower() == "true"
+
+
+def table_detail(spark: SparkSession, path: str) -> TableDetail:
+    """Return the file count, size, protocol features and properties of the table at `path`."""
+    row = DeltaTable.forPath(spark, path).detail().first()
+    assert row is not None
+    return TableDetail(
+        num_files=int(row["numFiles"] or 0),
+        size_in_bytes=int(row["sizeInBytes"] or 0),
+        features=frozenset(row["tableFeatures"] or ()),
+        properties=MappingProxyType(dict(row["properties"] or {})),
+    )
+
+
+def disable_deletion_vectors(spark: SparkSession, path: str) -> bool:
+    """Stop new deletion vectors on the table at `path` (one metadata-only commit, no data
+    file touched); return whether the property had to change. The ones already written stay
+    until `maintain` purges them and drops the feature."""
+    if not table_detail(spark, path).deletion_vectors_enabled:
+        return False
+    spark.sql(
+        f"ALTER TABLE {delta_path_sql(path)} "
+        f"SET TBLPROPERTIES ('{DELETION_VECTORS_PROPERTY}' = 'false')"
+    )
+    return True
 
 
 def create_table(spark: SparkSession, warehouse: Warehouse, spec: TableSpec) -> bool:

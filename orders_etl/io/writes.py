@@ -91,6 +91,13 @@ def dates_in_sql(column: str, days: Sequence[date]) -> str:
     return f"{column} IN ({', '.join(date_literal(d) for d in sorted(set(days)))})"
 
 
+def dates_between_sql(column: str, start: date, end: date) -> str:
+    """Return `column >= DATE'start' AND column <= DATE'end'` for parsed dates (inclusive)."""
+    if not _IDENTIFIER.match(column):
+        raise ValueError(f"not a plain column name: {column!r}")
+    return f"{column} >= {date_literal(start)} AND {column} <= {date_literal(end)}"
+
+
 def append_rows(df: DataFrame, path: str, txn_app_id: str | None = None) -> None:
     """Append `df` to the Delta table at `path`.
 
@@ -141,7 +148,7 @@ def overwrite_partitions(
         raise UnpredicatedOverwriteRefused(
             f"refusing to overwrite {path} without a partition predicate"
         )
-    start_sql, end_sql = date_literal(start), date_literal(end)
+    predicate = dates_between_sql(partition_column, start, end)
     if end < start:
         raise UnpredicatedOverwriteRefused(f"refusing to overwrite {path}: {end} is before {start}")
     spark = df.sparkSession
@@ -150,7 +157,6 @@ def overwrite_partitions(
         raise UnpredicatedOverwriteRefused(
             f"refusing to overwrite {path}: {partition_column!r} is not a partition column"
         )
-    predicate = f"{partition_column} >= {start_sql} AND {partition_column} <= {end_sql}"
     (df.write.format("delta").mode("overwrite").option("replaceWhere", predicate).save(path))
     return predicate
 
