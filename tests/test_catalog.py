@@ -204,7 +204,11 @@ def test_path_only_migrate_is_unchanged(
     (done,) = finished(warehouse)
     # pipeline_runs is the ledger's: it exists before migrate runs.
     created = [t.name for t in TABLES if t.name != "pipeline_runs"]
-    assert done["metrics"] == {"tables_created": created, "landing_columns_added": []}
+    assert done["metrics"] == {
+        "tables_created": created,
+        "landing_columns_added": [],
+        "deletion_vectors_stopped": [],
+    }
     assert spark.conf.get("spark.sql.catalogImplementation") == "in-memory"
 
 
@@ -330,6 +334,7 @@ def test_a_rerun_of_migrate_registers_nothing_and_changes_nothing(
     assert rerun == {
         "tables_created": [],
         "landing_columns_added": [],
+        "deletion_vectors_stopped": [],
         "catalog_database": "orders",
         "catalog_registered": [],
         "catalog_view": "unchanged",
