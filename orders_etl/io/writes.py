@@ -221,7 +221,10 @@ def merge_revenue_versions(
     """Version changed (day, currency) figures in `daily_revenue`, in one atomic MERGE.
 
     Each changed pair's current row is closed (`superseded_at = as_of`); a pair that still has
-    orders gets a new current row (`as_of`, `superseded_at` null).
+    orders gets a new current row (`as_of`, `superseded_at` null). Idempotent at one `as_of`,
+    whatever snapshot the changes were computed from: a row already published at `as_of` is
+    neither closed nor added again, so two rollups at the same processing time (a race, or a
+    retry after a lost conflict) leave one version per pair and time.
     """
     moment = F.lit(as_of).cast("timestamp")
     closes = changes_df.select(
@@ -243,10 +246,13 @@ def merge_revenue_versions(
         .alias("t")
         .merge(
             closes.unionByName(inserts).alias("s"),
-            "s.is_close AND t.superseded_at IS NULL "
-            "AND t.order_date = s.order_date AND t.currency = s.currency",
+            F.expr("t.order_date = s.order_date AND t.currency = s.currency")
+            & (
+                (F.expr("s.is_close AND t.superseded_at IS NULL") & (F.col("t.as_of") < moment))
+                | (F.expr("NOT s.is_close") & (F.col("t.as_of") == moment))
+            ),
         )
-        .whenMatchedUpdate(set={"superseded_at": moment})
+        .whenMatchedUpdate(condition="s.is_close", set={"superseded_at": moment})
         .whenNotMatchedInsert(
             condition="NOT s.is_close",
             values={
