@@ -170,7 +170,7 @@ def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path
     share = backfill.get("max_shrink_share", BackfillSettings.max_shrink_share)
     if not isinstance(share, int | float) or not 0 <= share <= 1:
         raise UsageError(f"config {where}: max_shrink_share must be between 0 and 1, got {share!r}")
-    retention = _positive_int(maintain, "retention_hours", MIN_RETENTION_HOURS, where)
+    retention = _positive_int(maintain, "retention_hours", MaintainSettings.retention_hours, where)
     if retention < MIN_RETENTION_HOURS:
         raise UsageError(
             f"config {where}: [maintain] retention_hours must be at least {MIN_RETENTION_HOURS} "
@@ -185,27 +185,31 @@ def _build_config(name: str, raw: Mapping[str, Any], warehouse: str | None, path
         warehouse=root,
         catalog=_catalog(raw, root, path),
         incremental=IncrementalSettings(
-            lookback_days=_positive_int(incremental, "lookback_days", 3, where)
+            lookback_days=_positive_int(
+                incremental, "lookback_days", IncrementalSettings.lookback_days, where
+            )
         ),
         backfill=BackfillSettings(
-            default_days=max(1, _positive_int(backfill, "default_days", 14, where)),
-            max_days=max(1, _positive_int(backfill, "max_days", 31, where)),
+            default_days=max(
+                1, _positive_int(backfill, "default_days", BackfillSettings.default_days, where)
+            ),
+            max_days=max(1, _positive_int(backfill, "max_days", BackfillSettings.max_days, where)),
             max_shrink_share=float(share),
         ),
         maintain=MaintainSettings(
-            days=max(1, _positive_int(maintain, "days", 7, where)),
+            days=max(1, _positive_int(maintain, "days", MaintainSettings.days, where)),
             retention_hours=retention,
         ),
         retries=RetrySettings(
-            attempts=max(1, _positive_int(retries, "attempts", 4, where)),
-            backoff_seconds=float(retries.get("backoff_seconds", 1.0)),
+            attempts=max(1, _positive_int(retries, "attempts", RetrySettings.attempts, where)),
+            backoff_seconds=float(retries.get("backoff_seconds", RetrySettings.backoff_seconds)),
         ),
         notify=NotifySettings(
-            timeout_seconds=float(notify.get("timeout_seconds", 5.0)),
-            attempts=max(1, _positive_int(notify, "attempts", 3, where)),
+            timeout_seconds=float(notify.get("timeout_seconds", NotifySettings.timeout_seconds)),
+            attempts=max(1, _positive_int(notify, "attempts", NotifySettings.attempts, where)),
         ),
         spark=SparkSettings(
-            app_name=str(spark.get("app_name", "orders_etl")),
+            app_name=str(spark.get("app_name", SparkSettings.app_name)),
             master=str(master) if master else None,
             conf=MappingProxyType({str(k): str(v) for k, v in spark_conf.items()}),
         ),

@@ -91,8 +91,9 @@ def execute(
     arguments: Mapping[str, Any],
     action: Callable[[], CommandResult],
 ) -> int:
-    """Run `action` between the ledger's started and outcome rows; print the summary line
-    and one clear line per error on stderr; return the contract's exit code."""
+    """Run `action` between the ledger's started and outcome rows; print what its result
+    renders on stdout, the summary line and one clear line per error on stderr; return the
+    contract's exit code."""
     started = time.monotonic()
     record = RunRecord(ctx.run_id, command, dict(arguments), ctx.processing_time, datetime.now(UTC))
     outcome, exit_code, error = Outcome.FAILED, UNEXPECTED_EXIT, None
@@ -103,6 +104,9 @@ def execute(
         record_start(ctx.spark, ctx.warehouse, record)
         before = _versions(ctx)
         result = action()
+        output = result.stdout()
+        if output is not None:
+            print(output, file=sys.stdout, flush=True)
         exit_code = result.exit_code
         outcome = Outcome.SUCCEEDED if exit_code == 0 else Outcome.CHECK_FAILED
     except GuardRefused as exc:
@@ -142,7 +146,7 @@ def execute(
             exit_code = UNEXPECTED_EXIT
     print(
         f"orders-etl {command}: {outcome} in {elapsed:.1f}s"
-        + (f": {result.summary}" if result.summary else "")
+        + (f": {summary}" if (summary := result.summary()) else "")
         + f" (run {ctx.run_id})",
         file=sys.stderr,
         flush=True,

@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ CATALOG_FOLDER = "_catalog"
 LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
 JARS_DIR_VARIABLE = "ORDERS_ETL_JARS_DIR"
 _JARS_COMPLETE = "COMPLETE"
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 
 # Settings the pipeline's correctness depends on, applied in every environment.
 REQUIRED_CONF: Mapping[str, str] = {
@@ -184,6 +186,9 @@ def get_spark(
     if active is not None:
         _apply_runtime_conf(active, REQUIRED_CONF)
         return active
+    # Python turns the timestamps Spark returns into this process's local time: make it UTC.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
     builder = SparkSession.builder.appName(settings.app_name)
     catalog = catalog_conf(catalog_root) if catalog_root is not None else {}
     if under_spark_submit():
@@ -221,6 +226,21 @@ def get_spark(
     if catalog_root is not None:
         _derby_home(spark, catalog_root)
     return spark
+
+
+def run_session(base: SparkSession, run_id: str) -> SparkSession:
+    """Return a session of its own for one run: a clone of `base` (same SparkContext, cache
+    and catalog, a copy of its SQL conf) whose Delta commits carry `run_id` as their
+    `userMetadata`.
+
+    Tagging a clone, never `base`, keeps two runs that share one SparkContext (in threads,
+    or one after another as the demo runs them) from tagging each other's commits.
+    `cloneSession` copies the runtime conf set on `base` after it started, which
+    `newSession` would drop.
+    """
+    session = SparkSession(base.sparkContext, base._jsparkSession.cloneSession())
+    session.conf.set(USER_METADATA_CONF, run_id)
+    return session
 
 
 def _apply_runtime_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:

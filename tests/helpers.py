@@ -10,9 +10,9 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from orders_etl.commands import incremental, land
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.readers import list_batch_files
+from orders_etl.pipeline import incremental, land
 from orders_etl.runner import execute
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 
@@ -122,7 +122,7 @@ def append_landing(spark: SparkSession, warehouse: Path | str, rows: list[dict[s
     Each row gives the six input fields (`amount` a Decimal, `event_time` a datetime) and
     optionally `event_ingested_at`; a row without it is a legacy row (null stamp).
     """
-    from orders_etl.commands.migrate import prepare_landing
+    from orders_etl.io.migration import prepare_landing
     from orders_etl.io.tables import Warehouse
     from orders_etl.schemas import LANDING_SCHEMA
 

@@ -33,9 +33,6 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl import cli
-from orders_etl.commands import backfill, incremental
-from orders_etl.commands.backfill import BackfillParams, DayComparison, shrink_violations
-from orders_etl.commands.incremental import current_dates, distinct_dates
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.errors import ConcurrentWriteError, GuardRefused, UsageError
 from orders_etl.io.history import (
@@ -44,11 +41,14 @@ from orders_etl.io.history import (
     unpredicated_overwrites,
 )
 from orders_etl.io.tables import ensure_table, read_table
+from orders_etl.io.window import current_dates, distinct_dates
 from orders_etl.io.writes import (
     UnpredicatedOverwriteRefused,
     merge_latest_versions,
     overwrite_partitions,
 )
+from orders_etl.pipeline import backfill, incremental
+from orders_etl.pipeline.backfill import BackfillParams, DayComparison, shrink_violations
 from orders_etl.schemas import FCT_ORDERS, FCT_ORDERS_COLUMNS, FCT_ORDERS_SCHEMA, ORDERS_LANDING
 from orders_etl.transforms.latest import dedupe_latest_version
 from orders_etl.transforms.stage import stage_versions
@@ -298,11 +298,10 @@ def test_rerun_gives_the_same_table_and_corrects_nothing(
     assert D7.isoformat() in untouched(files, files_by_day(table))
 
 
-def test_dry_run_prints_a_report_per_day_and_writes_nothing(
+def test_dry_run_renders_a_report_per_day_and_writes_nothing(
     spark: SparkSession,
     late_wh: Path,
     make_ctx: ContextFactory,
-    capsys: pytest.CaptureFixture[str],
     expected: set[Row],
 ) -> None:
     table = fct_path(late_wh)
@@ -316,7 +315,7 @@ def test_dry_run_prints_a_report_per_day_and_writes_nothing(
         counted = [Decimal(str(r[AMOUNT])) for r in on_day if r[STATUS] in REVENUE_STATUSES]
         return len(on_day), sum(counted, Decimal("0.00"))
 
-    lines = capsys.readouterr().out.strip().splitlines()
+    lines = (result.stdout() or "").strip().splitlines()
     assert lines[0].split() == [
         "order_date",
         "currency",
@@ -336,7 +335,7 @@ def test_dry_run_prints_a_report_per_day_and_writes_nothing(
         (figures(before, *k)[1], figures(expected, *k)[1]) for k in keys
     ]
     assert lines[-1].endswith(": 0")
-    assert result.summary.startswith("would rebuild 2026-03-01..2026-03-07")
+    assert result.summary().startswith("would rebuild 2026-03-01..2026-03-07")
     assert last_version(table) == version
     assert files_by_day(table) == files
 
@@ -441,10 +440,9 @@ def test_cli_refuses_bad_ranges_before_spark_starts(
 def test_cli_range_defaults_to_fourteen_days_ending_on_the_processing_date(
     tmp_path: Path, flags: list[str], start: date, end: date
 ) -> None:
-    args = cli.build_parser().parse_args([*CLI_BASE, *flags])
-    now = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
+    params = cli.prepare([*CLI_BASE, "--warehouse", str(tmp_path), *flags]).params
 
-    assert cli.backfill_range(args, make_config(tmp_path), now) == (start, end)
+    assert (params.start, params.end) == (start, end)
 
 
 @pytest.mark.parametrize(
@@ -606,8 +604,8 @@ def test_backfill_and_incremental_on_disjoint_dates_both_commit(
     )
 
     assert {n: type(o).__name__ for n, o in outcomes.items()} == {
-        "backfill": "CommandResult",
-        "incremental": "CommandResult",
+        "backfill": "BackfillResult",
+        "incremental": "IncrementalResult",
     }
     assert calls == Counter({"backfill": 1, "incremental": 1})
     assert sorted(c.operation for c in commits(spark, table, version)) == ["MERGE", "WRITE"]

@@ -17,9 +17,9 @@ from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
 from orders_etl import cli
-from orders_etl.commands import rollup
-from orders_etl.config import Config
+from orders_etl.arguments import guarded_range
 from orders_etl.io.tables import TABLES, table_exists, table_version
+from orders_etl.pipeline import rollup
 from tests.conftest import ContextFactory
 from tests.helpers import event, fct_rows, land_path, landing_dicts, run_incremental, write_batch
 from tests.reference import expected_fct, expected_revenue, rows_to_versions
@@ -371,21 +371,18 @@ def test_bad_arguments_exit_2_with_one_line_before_spark_starts(
 
 
 def test_maintain_and_backfill_share_one_date_policy_with_their_own_default_length() -> None:
-    config = Config(env="test", warehouse="/tmp/unused")
     today = date(2026, 3, 12)
-    args = cli.build_parser().parse_args(["maintain"])
-    assert cli.maintain_range(args, config, datetime(2026, 3, 12, 6)) == (date(2026, 3, 6), today)
-    args = cli.build_parser().parse_args(["backfill"])
-    assert cli.backfill_range(args, config, datetime(2026, 3, 12, 6)) == (
-        date(2026, 2, 27),
-        today,
-    )
+    at = ["--warehouse", "/tmp/unused", "--processing-time", "2026-03-12T06:00:00Z"]
+    maintain = cli.prepare(["maintain", *at]).params
+    assert (maintain.start, maintain.end) == (date(2026, 3, 6), today)
+    backfill = cli.prepare(["backfill", *at]).params
+    assert (backfill.start, backfill.end) == (date(2026, 2, 27), today)
     # a start alone: the default length from there, never past the processing date
-    assert cli.guarded_range("maintain", "2026-03-01", None, today, 7, 31) == (
+    assert guarded_range("maintain", "2026-03-01", None, today, 7, 31) == (
         date(2026, 3, 1),
         date(2026, 3, 7),
     )
-    assert cli.guarded_range("maintain", "2026-03-10", None, today, 7, 31) == (
+    assert guarded_range("maintain", "2026-03-10", None, today, 7, 31) == (
         date(2026, 3, 10),
         today,
     )

@@ -718,10 +718,10 @@ class Crash(BaseException):
 
 CRASH_POINTS = {
     # scenario: (module attribute to wrap, the crash comes right after its commit)
-    "land": ("orders_etl.commands.land", "append_rows"),
-    "incremental": ("orders_etl.commands.incremental", "merge_latest_versions"),
-    "backfill": ("orders_etl.commands.backfill", "merge_corrections"),
-    "rollup": ("orders_etl.commands.rollup", "merge_revenue_versions"),
+    "land": ("orders_etl.pipeline.land", "append_rows"),
+    "incremental": ("orders_etl.pipeline.incremental", "merge_latest_versions"),
+    "backfill": ("orders_etl.pipeline.backfill", "merge_corrections"),
+    "rollup": ("orders_etl.pipeline.rollup", "merge_revenue_versions"),
 }
 
 

@@ -14,8 +14,8 @@ import pytest
 from pyspark.sql import SparkSession
 
 from orders_etl import cli
-from orders_etl.commands import land
 from orders_etl.io.tables import table_version
+from orders_etl.pipeline import land
 from tests.conftest import ContextFactory
 from tests.helpers import event, land_path, landing_dicts, write_batch
 

@@ -25,11 +25,11 @@ from deltalake import QueryBuilder
 from pyspark.sql import SparkSession
 
 from orders_etl import cli
-from orders_etl.commands import migrate, rollup, verify
-from orders_etl.commands.maintain import MAINTAINED, feed_retention_hours
 from orders_etl.config import CONF_DIR_VARIABLE
 from orders_etl.context import RunContext
 from orders_etl.io.tables import TABLES, Warehouse, create_table
+from orders_etl.pipeline import migrate, rollup, verify
+from orders_etl.pipeline.maintain import MAINTAINED, feed_retention_hours
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 from tests.conftest import make_config
 from tests.helpers import (
@@ -299,8 +299,8 @@ def test_a_second_maintain_changes_nothing_material(maintained: Maintained) -> N
 
 def test_verify_passes_after_maintain(spark: SparkSession, maintained: Maintained) -> None:
     ctx = RunContext(make_config(maintained.root), P3, "verify-after-maintain", spark=spark)
-    result = verify.run(ctx, verify.VerifyParams(print_output=False))
-    assert result.exit_code == 0, result.summary
+    result = verify.run(ctx, verify.VerifyParams())
+    assert result.exit_code == 0, result.summary()
     assert all(c["passed"] for c in result.metrics["checks"])
 
 

@@ -15,7 +15,6 @@ from deltalake import write_deltalake
 from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
-from orders_etl.commands import migrate
 from orders_etl.io.tables import (
     TABLES,
     TABLES_BY_NAME,
@@ -24,6 +23,7 @@ from orders_etl.io.tables import (
     table_exists,
     table_version,
 )
+from orders_etl.pipeline import migrate
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 from tests.conftest import ContextFactory
 from tests.helpers import event, fct_rows, land_path, landing_dicts, run_incremental, write_batch

@@ -23,12 +23,12 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl import cli
-from orders_etl.commands import revenue, rollup, verify
-from orders_etl.commands.revenue import RevenueParams, figures_as_of
 from orders_etl.config import CONF_DIR_VARIABLE, NotifySettings
 from orders_etl.context import RunContext
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json
 from orders_etl.io.tables import table_version
+from orders_etl.pipeline import revenue, rollup, verify
+from orders_etl.pipeline.revenue import RevenueParams, figures_as_of
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
 from tests.conftest import ContextFactory, make_config
 from tests.helpers import (
@@ -267,8 +267,8 @@ def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuum
     metrics = result.metrics
     assert (metrics["change_feed"], metrics["days_recomputed"]) == ("unavailable", "all")
     assert metrics["change_feed_error"]
-    assert "change data feed unavailable after version" in result.summary
-    assert "every day recomputed" in result.summary
+    assert "change data feed unavailable after version" in result.summary()
+    assert "every day recomputed" in result.summary()
     current = {(r[0], r[1]): (r[2], r[3]) for r in revenue_versions(spark, copied) if r[5] is None}
     assert current == expected_revenue(rows_to_versions(landing_dicts(spark, copied)))
     assert current[(day("2026-03-05"), "EUR")] == (2, Decimal("7.00"))
@@ -656,12 +656,12 @@ def _check_not_null(spark: SparkSession, root: Path) -> verify.CheckResult:
 
 def _check_reconciles(spark: SparkSession, root: Path) -> verify.CheckResult:
     landing_df = spark.read.format("delta").load(f"{root}/orders_landing")
-    return verify.check_reconciles(spark, _fct(spark, root), landing_df, None, None)
+    return verify.check_reconciles(_fct(spark, root), landing_df, verify.VerifyParams())
 
 
 def _check_revenue(spark: SparkSession, root: Path) -> verify.CheckResult:
     revenue_df = spark.read.format("delta").load(f"{root}/daily_revenue")
-    return verify.check_revenue(_fct(spark, root), revenue_df, None, None)
+    return verify.check_revenue(_fct(spark, root), revenue_df, verify.VerifyParams())
 
 
 @pytest.mark.parametrize(

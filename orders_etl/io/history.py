@@ -143,3 +143,23 @@ def touched_partitions(
         ).alias("value")
     ).filter(F.col("value").isNotNull())
     return sorted(r["value"] for r in values.distinct().collect())
+
+
+def changed_values(
+    spark: SparkSession, path: str, column: str, after_version: int, to_version: int
+) -> list[object]:
+    """Return the distinct non-null values of `column` among the rows changed after
+    `after_version` up to `to_version`, from the table's change data feed (one value per
+    changed partition value, say). Raises when the feed cannot be read (vacuumed, or past
+    the log's retention)."""
+    rows = (
+        spark.read.format("delta")
+        .option("readChangeFeed", "true")
+        .option("startingVersion", after_version + 1)
+        .option("endingVersion", to_version)
+        .load(path)
+        .select(column)
+        .distinct()
+        .collect()
+    )
+    return sorted(r[column] for r in rows if r[column] is not None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl.io.tables import Warehouse, ensure_table, table_exists
@@ -108,3 +108,31 @@ def last_metric(
         .first()
     )
     return None if row is None or row["value"] is None else int(row["value"])
+
+
+# The commands that land batches; `hourly` keeps its landing metrics under its `land` step.
+LANDING_COMMANDS = ("land", "hourly")
+
+
+def landing_accounting(spark: SparkSession, warehouse: Warehouse) -> DataFrame:
+    """Read every successful landing run's accounting: one row per run, (`run_id`,
+    `lines_read`, `rows_landed`, `rows_quarantined`); empty without a ledger."""
+    path = warehouse.path(PIPELINE_RUNS)
+    columns = ("lines_read", "rows_landed", "rows_quarantined")
+    if not table_exists(spark, path):
+        return spark.createDataFrame(
+            [], ", ".join(["run_id string", *(f"{c} long" for c in columns)])
+        )
+
+    def metric(name: str) -> Column:
+        return F.coalesce(
+            F.get_json_object("metrics", f"$.{name}"),
+            F.get_json_object("metrics", f"$.land.{name}"),
+        ).cast("long")
+
+    return (
+        spark.read.format("delta")
+        .load(path)
+        .filter((F.col("outcome") == Outcome.SUCCEEDED) & F.col("command").isin(*LANDING_COMMANDS))
+        .select("run_id", *(metric(c).alias(c) for c in columns))
+    )

@@ -6,6 +6,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -108,18 +109,41 @@ def table_exists(spark: SparkSession, path: str) -> bool:
         return False
 
 
-def read_table(spark: SparkSession, warehouse: Warehouse, table: str) -> DataFrame:
-    """Read the current snapshot of a warehouse table."""
-    return spark.read.format("delta").load(warehouse.path(table))
+def read_table(
+    spark: SparkSession, warehouse: Warehouse, table: str, version: int | None = None
+) -> DataFrame:
+    """Read a warehouse table: its current snapshot, or the snapshot at `version`."""
+    reader = spark.read.format("delta")
+    if version is not None:
+        reader = reader.option("versionAsOf", version)
+    return reader.load(warehouse.path(table))
 
 
-def _log_version(spark: SparkSession, path: str) -> int:
-    """The latest version in the Delta log at `path`, read afresh (-1 when it has no commit)."""
+def _snapshot(spark: SparkSession, path: str) -> Any:
+    """The latest snapshot of the Delta log at `path`, read afresh (a JVM object)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     delta_log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
     empty = jvm.scala.Option.empty()
-    return int(delta_log.update(False, empty, empty).version())
+    return delta_log.update(False, empty, empty)
+
+
+def _log_version(spark: SparkSession, path: str) -> int:
+    """The latest version in the Delta log at `path`, read afresh (-1 when it has no commit)."""
+    return int(_snapshot(spark, path).version())
+
+
+def table_property(spark: SparkSession, path: str, key: str) -> str | None:
+    """Return a table property of the latest snapshot at `path` (None when unset).
+
+    Read from the snapshot's metadata in the Delta log (no Spark job); falls back to
+    `DESCRIBE DETAIL` if that internal call is not available in this Delta build.
+    """
+    try:
+        value = _snapshot(spark, path).metadata().configuration().get(key)
+        return str(value.get()) if value.isDefined() else None
+    except Exception:
+        return table_detail(spark, path).properties.get(key)
 
 
 def table_version(spark: SparkSession, path: str) -> int | None:
@@ -173,7 +197,7 @@ def disable_deletion_vectors(spark: SparkSession, path: str) -> bool:
     """Stop new deletion vectors on the table at `path` (one metadata-only commit, no data
     file touched); return whether the property had to change. The ones already written stay
     until `maintain` purges them and drops the feature."""
-    if not table_detail(spark, path).deletion_vectors_enabled:
+    if (table_property(spark, path, DELETION_VECTORS_PROPERTY) or "false").lower() != "true":
         return False
     spark.sql(
         f"ALTER TABLE {delta_path_sql(path)} "

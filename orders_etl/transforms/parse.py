@@ -244,3 +244,26 @@ def filter_rejected_rows(parsed_df: DataFrame) -> DataFrame:
 def with_ingested_at(df: DataFrame, ingested_at: datetime) -> DataFrame:
     """Stamp `event_ingested_at` (processing time) on every row."""
     return df.withColumn("event_ingested_at", F.lit(ingested_at).cast("timestamp"))
+
+
+def agg_file_reasons(parsed_df: DataFrame) -> DataFrame:
+    """Count each file's parsed lines per outcome: one row per (`source_file`,
+    `source_sha256`, `reason`) (`reason` null for valid lines) with `lines` and `unknown`
+    (lines with unknown fields).
+
+    (a.jsonl, sha, null) x 3 and (a.jsonl, sha, "invalid_json") x 1 -> (a.jsonl, sha, null,
+    3, 0), (a.jsonl, sha, invalid_json, 1, 0).
+    """
+    return (
+        parsed_df.groupBy("source_file", "source_sha256", "reason")
+        .agg(
+            F.count(F.lit(1)).alias("lines"),
+            F.count(F.when(F.col("unknown_field_count") > 0, 1)).alias("unknown"),
+        )
+        .select("source_file", "source_sha256", "reason", "lines", "unknown")
+    )
+
+
+def agg_reasons(rejected_df: DataFrame) -> DataFrame:
+    """Count rejected lines per reason: one row per `reason` with `count`."""
+    return rejected_df.groupBy("reason").count().select("reason", "count")

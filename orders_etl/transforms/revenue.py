@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from orders_etl.schemas import REVENUE_STATUSES, REVENUE_TYPE
@@ -80,4 +80,59 @@ def diff_figures(current_df: DataFrame, recomputed_df: DataFrame) -> DataFrame:
             | ~F.col("previous_revenue").eqNullSafe(F.col("new_revenue"))
         )
         .select(*CHANGE_COLUMNS)
+    )
+
+
+def diff_revisions_at(revenue_df: DataFrame, moment: datetime) -> DataFrame:
+    """Read back from `daily_revenue`'s versions the revisions made at `moment`: one row per
+    (`order_date`, `currency`) whose figures changed at `moment`, on a day before `moment`'s
+    date that had figures published before `moment`.
+
+    Derived from the versions, not from a run's own changes, so a rollup rerun after a crash
+    between its versioning MERGE and its revisions write still records them.
+    """
+    at = F.lit(moment).cast("timestamp")
+    closed = revenue_df.filter(F.col("superseded_at") == at).select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("previous_order_count"),
+        F.col("revenue").alias("previous_revenue"),
+    )
+    opened = revenue_df.filter(F.col("as_of") == at).select(
+        "order_date",
+        "currency",
+        F.col("order_count").alias("new_order_count"),
+        F.col("revenue").alias("new_revenue"),
+    )
+    published = revenue_df.filter(F.col("as_of") < at).select("order_date").distinct()
+    return (
+        closed.join(opened, on=["order_date", "currency"], how="full_outer")
+        .join(published, on="order_date", how="left_semi")
+        .filter(F.col("order_date") < F.to_date(at))
+        .select(
+            "order_date",
+            "currency",
+            "previous_order_count",
+            "new_order_count",
+            "previous_revenue",
+            "new_revenue",
+            (F.coalesce("new_order_count", F.lit(0)) - F.coalesce("previous_order_count", F.lit(0)))
+            .cast("long")
+            .alias("order_count_difference"),
+            (F.coalesce("new_revenue", F.lit(0)) - F.coalesce("previous_revenue", F.lit(0)))
+            .cast(REVENUE_TYPE)
+            .alias("revenue_difference"),
+            at.alias("as_of"),
+        )
+    )
+
+
+def filter_first_reported(versions_df: DataFrame) -> DataFrame:
+    """Keep each (`order_date`, `currency`)'s first published version: one row per
+    (`order_date`, `currency`)."""
+    first = Window.partitionBy("order_date", "currency").orderBy("as_of")
+    return (
+        versions_df.withColumn("_n", F.row_number().over(first))
+        .filter(F.col("_n") == 1)
+        .select(*versions_df.columns)
     )

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from orders_etl.schemas import AMOUNT_TYPE
+from orders_etl.schemas import AMOUNT_TYPE, FCT_ORDERS_COLUMNS
 
-STAGED_COLUMNS: tuple[str, ...] = (
-    "order_id",
-    "customer_id",
-    "status",
-    "amount",
-    "currency",
-    "event_time",
-    "event_ingested_at",
-    "effective_ingested_at",
-    "order_date",
-)
+# A staged version has exactly the columns of a `fct_orders` row.
+STAGED_COLUMNS: tuple[str, ...] = FCT_ORDERS_COLUMNS
 
 
 def with_effective_ingested_at(df: DataFrame) -> DataFrame:
@@ -83,6 +75,18 @@ def filter_event_time_from(df: DataFrame, day: date) -> DataFrame:
     )
 
 
-def filter_order_dates(df: DataFrame, start: date, end: date) -> DataFrame:
-    """Keep rows with `start <= order_date <= end`."""
-    return df.filter(F.col("order_date").between(F.lit(start), F.lit(end))).select(*df.columns)
+def filter_order_dates(
+    df: DataFrame,
+    start: date | None = None,
+    end: date | None = None,
+    dates: Sequence[date] | None = None,
+) -> DataFrame:
+    """Keep rows with `start <= order_date <= end` (an open side when None) and, when
+    `dates` is given, `order_date` among them (none when it is empty)."""
+    if dates is not None:
+        df = df.filter(F.col("order_date").isin(*dates)) if dates else df.limit(0)
+    if start is not None:
+        df = df.filter(F.col("order_date") >= F.lit(start))
+    if end is not None:
+        df = df.filter(F.col("order_date") <= F.lit(end))
+    return df.select(*df.columns)
