@@ -17,13 +17,18 @@ from typing import Any
 from datagen import latest_from_landing, write_fct
 from delta.tables import DeltaTable
 from measure import Probe, measure
+from pipeline import (
+    FCT_ORDERS_COLUMNS,
+    current_dates,
+    dedupe_latest_version,
+    distinct_dates,
+    filter_ingested_since,
+    newer_than_sql,
+    stage_versions,
+    watermark,
+)
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-from orders_etl.commands.incremental import current_dates, distinct_dates, watermark
-from orders_etl.schemas import FCT_ORDERS_COLUMNS
-from orders_etl.transforms.latest import dedupe_latest_version, newer_than_sql
-from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
 
 def _read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:

@@ -21,8 +21,7 @@ from phases import (
     Phase,
     SizeResult,
 )
-
-from orders_etl.config import SparkSettings
+from pipeline import SparkSettings
 
 GIB = 2**30
 MIB = 2**20

@@ -48,25 +48,31 @@ from phases import (
     Phase,
     SizeResult,
 )
-from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
-from report import Machine, Run, write_report
-
-from orders_etl.commands import backfill, incremental, land, rollup
-from orders_etl.commands.migrate import migrate_warehouse
-from orders_etl.config import Config, SparkSettings, load_config
-from orders_etl.context import CommandResult, RunContext
-from orders_etl.io.readers import list_batch_files
-from orders_etl.io.tables import Warehouse, table_version
-from orders_etl.runner import execute
-from orders_etl.schemas import (
+from pipeline import (
     DAILY_REVENUE,
     FCT_ORDERS,
     ORDERS_LANDING,
     ORDERS_QUARANTINE,
     REVENUE_REVISIONS,
+    CommandResult,
+    Config,
+    RunContext,
+    SparkSettings,
+    Warehouse,
+    execute,
+    get_spark,
+    land_files,
+    list_batch_files,
+    load_config,
+    migrate_warehouse,
+    run_backfill,
+    run_incremental,
+    run_rollup,
+    table_version,
 )
-from orders_etl.session import get_spark
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+from report import Machine, Run, write_report
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_SIZES = (2_000_000, 10_000_000)
@@ -226,7 +232,7 @@ class SizeBench:
             LAND,
             "land",
             p,
-            lambda ctx: land.run(ctx, land.LandParams(str(batch_path), files)),
+            lambda ctx: land_files(ctx, str(batch_path), files),
             (ORDERS_LANDING, ORDERS_QUARANTINE),
         )
         fct_before = table_version(self.spark, self._path(FCT_ORDERS))
@@ -235,15 +241,15 @@ class SizeBench:
             INCREMENTAL,
             "incremental",
             p,
-            lambda ctx: incremental.run(ctx, incremental.IncrementalParams(self.lookback_days)),
+            lambda ctx: run_incremental(ctx, self.lookback_days),
             (FCT_ORDERS,),
         )
         if warm_up:
-            self._command(ROLLUP, "rollup", p, rollup.run, (DAILY_REVENUE, REVENUE_REVISIONS))
+            self._command(ROLLUP, "rollup", p, run_rollup, (DAILY_REVENUE, REVENUE_REVISIONS))
             self.result.seconds = time.perf_counter() - started
             return self.result
         self.run_baselines()
-        self._command(ROLLUP, "rollup", p, rollup.run, (DAILY_REVENUE, REVENUE_REVISIONS))
+        self._command(ROLLUP, "rollup", p, run_rollup, (DAILY_REVENUE, REVENUE_REVISIONS))
         start = p.date() - timedelta(days=BACKFILL_DAYS - 1)
         fct_before_backfill = table_version(self.spark, self._path(FCT_ORDERS))
         assert fct_before_backfill is not None
@@ -251,11 +257,11 @@ class SizeBench:
             BACKFILL,
             "backfill",
             p,
-            lambda ctx: backfill.run(ctx, backfill.BackfillParams(start, p.date())),
+            lambda ctx: run_backfill(ctx, start, p.date()),
             (FCT_ORDERS,),
         )
         self._command(
-            ROLLUP_AFTER_BACKFILL, "rollup", p, rollup.run, (DAILY_REVENUE, REVENUE_REVISIONS)
+            ROLLUP_AFTER_BACKFILL, "rollup", p, run_rollup, (DAILY_REVENUE, REVENUE_REVISIONS)
         )
         self.run_breakdown()
         self.check_results(land_ctx, merged, fct_before, fct_before_backfill, start, p.date())
@@ -285,7 +291,7 @@ class SizeBench:
             SETUP_ROLLUP,
             "rollup",
             shape.history_end,
-            rollup.run,
+            run_rollup,
             (DAILY_REVENUE, REVENUE_REVISIONS),
         )
         batch_folder = self.folder / "batch"
