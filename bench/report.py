@@ -11,8 +11,10 @@ from statistics import median
 from typing import Any
 
 from breakdown import STEP_MERGE
+from machine import Machine
 from measure import Probe
-from phases import (
+from pipeline import SparkSettings
+from results import (
     BACKFILL,
     FULL_REFRESH,
     INCREMENTAL,
@@ -21,28 +23,12 @@ from phases import (
     Phase,
     SizeResult,
 )
-from pipeline import SparkSettings
 
 GIB = 2**30
 MIB = 2**20
 TARGET_SPEEDUP = 10.0
 TARGET_SCALING = 1.5
 TARGET_AMPLIFICATION = 2.0
-
-
-@dataclass(frozen=True)
-class Machine:
-    """The machine, JVM and versions the numbers were taken on."""
-
-    cpus: int
-    cpu_model: str
-    memory_bytes: int
-    java: str
-    spark: str
-    delta: str
-    python: str
-    heap_max_bytes: int
-    load_at_start: tuple[float, float, float]
 
 
 @dataclass(frozen=True)
