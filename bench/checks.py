@@ -141,7 +141,7 @@ def event_time_checks(
     batch's orders it leaves different from the full refresh."""
     landing_path = scratch.path(ORDERS_LANDING)
     kinds = result.facts["batch_kinds"]
-    batch_ids = (
+    batch_ids_df = (
         read_version(spark, landing_path)
         .filter(F.col("run_id") == land_run_id)
         .select("order_id")
@@ -157,10 +157,10 @@ def event_time_checks(
         ),
         "event_time_model_orders_wrong": rows_differing(
             read_version(spark, scratch.copy_path(EVENT_TIME)).join(
-                batch_ids, on="order_id", how="left_semi"
+                batch_ids_df, on="order_id", how="left_semi"
             ),
             read_version(spark, scratch.copy_path(FULL_REFRESH)).join(
-                batch_ids, on="order_id", how="left_semi"
+                batch_ids_df, on="order_id", how="left_semi"
             ),
         ),
     }
