@@ -17,16 +17,20 @@ from typing import Any
 from datagen import latest_from_landing, write_fct
 from delta.tables import DeltaTable
 from measure import Probe, measure
+from pipeline import (
+    FCT_ORDERS_COLUMNS,
+    dedupe_latest_version,
+    filter_ingested_since,
+    newer_than_sql,
+    stage_versions,
+    watermark,
+)
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from orders_etl.commands.incremental import current_dates, distinct_dates, watermark
-from orders_etl.schemas import FCT_ORDERS_COLUMNS
-from orders_etl.transforms.latest import dedupe_latest_version, newer_than_sql
-from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
-
-def _read(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
+def read_version(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
+    """Read a Delta table, optionally at a version."""
     reader = spark.read.format("delta")
     if version is not None:
         reader = reader.option("versionAsOf", version)
@@ -62,9 +66,9 @@ def merge_without_predicates(
 ) -> dict[str, Any]:
     """Run the incremental's window and MERGE on the copy, without `order_date` predicates;
     the MERGE step is also timed on its own."""
-    since = window_since(_read(spark, copy_path), lookback_days)
+    since = window_since(read_version(spark, copy_path), lookback_days)
     window_df = filter_ingested_since(
-        stage_versions(_read(spark, landing_path)), since
+        stage_versions(read_version(spark, landing_path)), since
     ).localCheckpoint()
     latest_df = dedupe_latest_version(window_df).localCheckpoint()
     metrics: dict[str, Any] = {"source_rows": window_df.count(), "deduped_rows": latest_df.count()}
@@ -77,85 +81,12 @@ def event_time_incremental(
     spark: SparkSession, landing_path: str, copy_path: str
 ) -> dict[str, Any]:
     """Run the old model on the copy: MERGE versions newer than the newest `event_time`."""
-    row = _read(spark, copy_path).agg(F.max("event_time").alias("m")).first()
+    row = read_version(spark, copy_path).agg(F.max("event_time").alias("m")).first()
     high = None if row is None else row["m"]
-    versions_df = stage_versions(_read(spark, landing_path))
+    versions_df = stage_versions(read_version(spark, landing_path))
     if high is not None:
         versions_df = versions_df.filter(F.col("event_time") > F.lit(high))
     latest_df = dedupe_latest_version(versions_df).localCheckpoint()
     metrics = {"max_event_time": high, "deduped_rows": latest_df.count()}
     merge_on_order_id(spark, copy_path, latest_df)
     return metrics
-
-
-def late_events_dropped(
-    spark: SparkSession, landing_path: str, run_id: str, max_event_time: datetime | None
-) -> int:
-    """Count the rows a landing run added that the old model never reads."""
-    if max_event_time is None:
-        return 0
-    return (
-        _read(spark, landing_path)
-        .filter(F.col("run_id") == run_id)
-        .filter(F.col("event_time") <= F.lit(max_event_time))
-        .count()
-    )
-
-
-def window_dates(
-    spark: SparkSession,
-    landing_path: str,
-    fct_path: str,
-    fct_version: int,
-    lookback_days: int,
-) -> set[str]:
-    """Return the partitions the incremental's window may change: where its orders' latest
-    versions fall and where those orders live in `fct_orders` at `fct_version`."""
-    fct_df = _read(spark, fct_path, fct_version)
-    since = window_since(fct_df, lookback_days)
-    latest_df = dedupe_latest_version(
-        filter_ingested_since(stage_versions(_read(spark, landing_path)), since)
-    ).localCheckpoint()
-    days = set(distinct_dates(latest_df)) | set(current_dates(fct_df, latest_df))
-    return {d.isoformat() for d in days}
-
-
-def changed_dates(spark: SparkSession, path: str, first: int, last: int) -> set[str]:
-    """Return the `order_date`s of rows the commits `first..last` changed (change data feed)."""
-    rows = (
-        spark.read.format("delta")
-        .option("readChangeFeed", "true")
-        .option("startingVersion", first)
-        .option("endingVersion", last)
-        .load(path)
-        .select("order_date")
-        .distinct()
-        .collect()
-    )
-    return {r["order_date"].isoformat() for r in rows if r["order_date"] is not None}
-
-
-def rows_differing(left_df: DataFrame, right_df: DataFrame) -> int:
-    """Count orders whose row differs between two `fct_orders` snapshots, or is on one side."""
-    left = left_df.select("order_id", F.struct(*FCT_ORDERS_COLUMNS).alias("l"))
-    right = right_df.select("order_id", F.struct(*FCT_ORDERS_COLUMNS).alias("r"))
-    return (
-        left.join(right, on="order_id", how="full_outer")
-        .filter(~F.col("l").eqNullSafe(F.col("r")))
-        .count()
-    )
-
-
-def fingerprint(fct_df: DataFrame) -> tuple[int, int]:
-    """Return (rows, sum of row hashes): equal for equal tables, whatever the files."""
-    row = fct_df.agg(
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.xxhash64(*FCT_ORDERS_COLUMNS).cast("decimal(38,0)")).alias("hashes"),
-    ).first()
-    assert row is not None
-    return int(row["rows"]), int(row["hashes"] or 0)
-
-
-def read_version(spark: SparkSession, path: str, version: int | None = None) -> DataFrame:
-    """Read a table, optionally at a version."""
-    return _read(spark, path, version)

@@ -10,14 +10,18 @@ from datetime import date
 
 from baselines import read_version, window_since
 from measure import Probe, Usage, measure
+from pipeline import (
+    commits_of_run,
+    current_dates,
+    dedupe_latest_version,
+    distinct_dates,
+    filter_ingested_since,
+    merge_latest_versions,
+    stage_versions,
+    table_version,
+    touched_partitions,
+)
 from pyspark.sql import DataFrame, SparkSession
-
-from orders_etl.commands.incremental import current_dates, distinct_dates
-from orders_etl.io.history import commits_of_run, touched_partitions
-from orders_etl.io.tables import table_version
-from orders_etl.io.writes import merge_latest_versions
-from orders_etl.transforms.latest import dedupe_latest_version
-from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
 STEP_WATERMARK = "watermark: max(effective_ingested_at) of fct_orders"
 STEP_WINDOW = "window: read landing, stage, dedupe, checkpoint, count"

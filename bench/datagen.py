@@ -23,12 +23,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from pipeline import (
+    AMOUNT_TYPE,
+    FCT_ORDERS_COLUMNS,
+    INPUT_FIELDS,
+    LANDING_SCHEMA,
+    dedupe_latest_version,
+    stage_versions,
+)
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-
-from orders_etl.schemas import AMOUNT_TYPE, FCT_ORDERS_COLUMNS, INPUT_FIELDS, LANDING_SCHEMA
-from orders_etl.transforms.latest import dedupe_latest_version
-from orders_etl.transforms.stage import stage_versions
 
 CURRENCIES: tuple[str, ...] = ("EUR", "USD", "GBP")
 LIFECYCLE: tuple[str, ...] = ("placed", "paid", "shipped", "delivered")

@@ -18,9 +18,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+from pipeline import Commit, commits
 from pyspark.sql import SparkSession
-
-from orders_etl.io.history import Commit, commits
 
 Result = TypeVar("Result")
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

@@ -1,0 +1,94 @@
+"""Everything bench uses from orders_etl, in one place.
+
+The rest of bench imports the project from here only, so that when a project module moves,
+this file is the one to change. The commands come wrapped as `RunContext -> CommandResult`
+functions, which keeps their params classes here too.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from orders_etl.commands import backfill, incremental, land, rollup
+from orders_etl.commands.incremental import current_dates, distinct_dates, watermark
+from orders_etl.commands.migrate import migrate_warehouse
+from orders_etl.config import Config, SparkSettings, load_config
+from orders_etl.context import CommandResult, RunContext
+from orders_etl.io.history import Commit, commits, commits_of_run, touched_partitions
+from orders_etl.io.readers import list_batch_files
+from orders_etl.io.tables import Warehouse, table_version
+from orders_etl.io.writes import merge_latest_versions
+from orders_etl.runner import execute
+from orders_etl.schemas import (
+    AMOUNT_TYPE,
+    DAILY_REVENUE,
+    FCT_ORDERS,
+    FCT_ORDERS_COLUMNS,
+    INPUT_FIELDS,
+    LANDING_SCHEMA,
+    ORDERS_LANDING,
+    ORDERS_QUARANTINE,
+    REVENUE_REVISIONS,
+)
+from orders_etl.session import get_spark
+from orders_etl.transforms.latest import dedupe_latest_version, newer_than_sql
+from orders_etl.transforms.stage import filter_ingested_since, stage_versions
+
+__all__ = [
+    "AMOUNT_TYPE",
+    "DAILY_REVENUE",
+    "FCT_ORDERS",
+    "FCT_ORDERS_COLUMNS",
+    "INPUT_FIELDS",
+    "LANDING_SCHEMA",
+    "ORDERS_LANDING",
+    "ORDERS_QUARANTINE",
+    "REVENUE_REVISIONS",
+    "CommandResult",
+    "Commit",
+    "Config",
+    "RunContext",
+    "SparkSettings",
+    "Warehouse",
+    "commits",
+    "commits_of_run",
+    "current_dates",
+    "dedupe_latest_version",
+    "distinct_dates",
+    "execute",
+    "filter_ingested_since",
+    "get_spark",
+    "land_files",
+    "list_batch_files",
+    "load_config",
+    "merge_latest_versions",
+    "migrate_warehouse",
+    "newer_than_sql",
+    "run_backfill",
+    "run_incremental",
+    "run_rollup",
+    "stage_versions",
+    "table_version",
+    "touched_partitions",
+    "watermark",
+]
+
+
+def land_files(ctx: RunContext, source: str, files: tuple[str, ...]) -> CommandResult:
+    """Run `land` on the given batch files of `source`."""
+    return land.run(ctx, land.LandParams(source, files))
+
+
+def run_incremental(ctx: RunContext, lookback_days: int) -> CommandResult:
+    """Run `incremental` with a lookback window of `lookback_days`."""
+    return incremental.run(ctx, incremental.IncrementalParams(lookback_days))
+
+
+def run_backfill(ctx: RunContext, start: date, end: date) -> CommandResult:
+    """Run `backfill` over the days `start..end`."""
+    return backfill.run(ctx, backfill.BackfillParams(start, end))
+
+
+def run_rollup(ctx: RunContext) -> CommandResult:
+    """Run `rollup`."""
+    return rollup.run(ctx)
