@@ -1,6 +1,6 @@
 """Where the incremental's time goes: its steps, timed one by one on a scratch copy.
 
-The steps are the ones `orders_etl.commands.incremental.merge_window` runs, in its order and
+The steps are the ones `orders_etl.pipeline.incremental.merge_window` runs, in its order and
 with its functions; only the ledger and the summary are left out.
 """
 
@@ -17,6 +17,7 @@ from pipeline import (
     distinct_dates,
     filter_ingested_since,
     merge_latest_versions,
+    run_session,
     stage_versions,
     table_version,
     touched_partitions,
@@ -59,8 +60,10 @@ def incremental_steps(
         return sorted(set(distinct_dates(latest_df)) | set(current_dates(fct_df, latest_df)))
 
     merge_dates, steps[STEP_DATES] = measure(probe, dates)
+    # The MERGE commits through a session tagged with `run_id`, as a run's own does.
+    tagged = run_session(spark, run_id)
     _, steps[STEP_MERGE] = measure(
-        probe, lambda: merge_latest_versions(spark, copy_path, latest_df, merge_dates)
+        probe, lambda: merge_latest_versions(tagged, copy_path, latest_df, merge_dates)
     )
 
     def bookkeeping() -> list[str]:

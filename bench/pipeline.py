@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from datetime import date
 
-from orders_etl.commands import backfill, incremental, land, rollup
-from orders_etl.commands.incremental import current_dates, distinct_dates, watermark
-from orders_etl.commands.migrate import migrate_warehouse
 from orders_etl.config import Config, SparkSettings, load_config
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.history import Commit, commits, commits_of_run, touched_partitions
+from orders_etl.io.migration import migrate_warehouse
 from orders_etl.io.readers import list_batch_files
 from orders_etl.io.tables import Warehouse, table_version
+from orders_etl.io.window import current_dates, distinct_dates, watermark
 from orders_etl.io.writes import merge_latest_versions
+from orders_etl.pipeline import backfill, incremental, land, rollup
 from orders_etl.runner import execute
 from orders_etl.schemas import (
     AMOUNT_TYPE,
@@ -30,7 +30,7 @@ from orders_etl.schemas import (
     ORDERS_QUARANTINE,
     REVENUE_REVISIONS,
 )
-from orders_etl.session import get_spark
+from orders_etl.session import get_spark, run_session
 from orders_etl.transforms.latest import dedupe_latest_version, newer_than_sql
 from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
@@ -67,6 +67,7 @@ __all__ = [
     "run_backfill",
     "run_incremental",
     "run_rollup",
+    "run_session",
     "stage_versions",
     "table_version",
     "touched_partitions",
