@@ -536,41 +536,30 @@ def test_revenue_csv_through_the_cli_prints_header_and_one_line_per_day_and_curr
     assert capsys.readouterr().out.splitlines() == CSV_AT_P2
 
 
-def test_revenue_as_of_and_date_range(
-    spark: SparkSession, published: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_revenue_as_of_and_date_range(spark: SparkSession, published: Path) -> None:
     ctx = reader(spark, published, P3)
-    capsys.readouterr()
     as_of_p1 = datetime.fromisoformat("2026-03-10T08:00:00+02:00")
-    revenue.run(ctx, RevenueParams(as_of=as_of_p1, output_format="csv"))
-    assert capsys.readouterr().out.splitlines() == CSV_AT_P1
+    at_p1 = revenue.run(ctx, RevenueParams(as_of=as_of_p1, output_format="csv"))
+    assert at_p1.stdout().splitlines() == CSV_AT_P1
     one_day = RevenueParams(start=day("2026-03-10"), end=day("2026-03-10"), output_format="csv")
-    revenue.run(ctx, one_day)
     on_the_day = [line for line in CSV_AT_P2 if line.startswith("2026-03-10,")]
-    assert capsys.readouterr().out.splitlines() == [CSV_AT_P2[0], *on_the_day]
+    assert revenue.run(ctx, one_day).stdout().splitlines() == [CSV_AT_P2[0], *on_the_day]
 
 
-def test_revenue_json_and_table_formats(
-    spark: SparkSession, published: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_revenue_json_and_table_formats(spark: SparkSession, published: Path) -> None:
     ctx = reader(spark, published)
-    capsys.readouterr()
-    revenue.run(ctx, RevenueParams(output_format="json"))
-    document = json.loads(capsys.readouterr().out)
+    document = json.loads(revenue.run(ctx, RevenueParams(output_format="json")).stdout())
     assert document == [
         {"order_date": d, "currency": c, "order_count": int(n), "revenue": r}
         for d, c, n, r in (line.split(",") for line in CSV_AT_P2[1:])
     ]
 
-    revenue.run(ctx, RevenueParams(output_format="table"))
-    lines = capsys.readouterr().out.splitlines()
+    lines = revenue.run(ctx, RevenueParams(output_format="table")).stdout().splitlines()
     assert lines[0].split() == ["order_date", "currency", "order_count", "revenue"]
     assert [line.split() for line in lines[1:]] == [line.split(",") for line in CSV_AT_P2[1:]]
 
 
-def test_revenue_chart_writes_a_png(
-    spark: SparkSession, published: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_revenue_chart_writes_a_png(spark: SparkSession, published: Path, tmp_path: Path) -> None:
     out = tmp_path / "charts" / "out.png"
     result = revenue.run(
         reader(spark, published), RevenueParams(output_format="csv", chart=str(out))
@@ -578,7 +567,7 @@ def test_revenue_chart_writes_a_png(
     assert result.metrics["chart"] == str(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert out.stat().st_size > 1000
-    assert capsys.readouterr().out.splitlines() == CSV_AT_P2
+    assert result.stdout().splitlines() == CSV_AT_P2
 
 
 # --- verify ------------------------------------------------------------------------------------
@@ -692,14 +681,12 @@ def test_verify_exits_1_on_an_unpredicated_overwrite_of_fct_orders(
     spark: SparkSession,
     copied: Path,
     make_ctx: ContextFactory,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _unpredicated_overwrite(spark, copied)
     overwrite_version = table_version(spark, f"{copied}/fct_orders")
-    capsys.readouterr()
     result = verify.run(make_ctx(P2), verify.VerifyParams(as_json=True))
     assert result.exit_code == 1
-    document = json.loads(capsys.readouterr().out)
+    document = json.loads(result.stdout())
     assert document["passed"] is False
     # The data is unchanged: only the history check fails.
     (failed,) = [c for c in document["checks"] if not c["passed"]]
