@@ -74,6 +74,7 @@ root = "./unused"
 "spark.driver.memory" = "2g"
 "spark.sql.sources.parallelPartitionDiscovery.parallelism" = "4"
 "spark.eventLog.enabled" = "true"
+"spark.eventLog.compress" = "false"
 "spark.eventLog.dir" = "{event_dir}"
 """
 
@@ -97,6 +98,15 @@ class Counted:
 
 def _orders_etl() -> str:
     return str(Path(sys.executable).with_name("orders-etl"))
+
+
+def command_line(argv: Sequence[str], tree: Path | None) -> tuple[list[str], dict[str, str]]:
+    """The process that runs `orders-etl <argv>`: the console script, or with `tree` (another
+    checkout of the project) its `jobs/<command>.py` with that tree first on the path."""
+    if tree is None:
+        return [_orders_etl(), *argv], dict(os.environ)
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    return [sys.executable, str(tree / "jobs" / f"{argv[0]}.py"), *argv[1:]], env
 
 
 def _run(argv: Sequence[str], env: dict[str, str] | None = None) -> float:
@@ -145,6 +155,25 @@ def build_history(warehouse: Path, inputs: Path) -> list[tuple[datetime, Path]]:
     return write_batches(rest, inputs / "rounds")
 
 
+USED = "used-batches.txt"
+
+
+def unused_batches(inputs: Path) -> list[tuple[datetime, Path]]:
+    """The round batches of an earlier history that no round has landed yet (`USED`)."""
+    used_file = inputs / USED
+    used = set(used_file.read_text().split()) if used_file.exists() else set()
+    return [
+        (datetime.strptime(p.stem, "batch-%Y%m%dT%H%M").replace(tzinfo=UTC), p)
+        for p in sorted((inputs / "rounds").glob("*.jsonl"))
+        if p.name not in used
+    ]
+
+
+def _mark_used(batch: Path) -> None:
+    with (batch.parent.parent / USED).open("a", encoding="utf-8") as handle:
+        handle.write(batch.name + "\n")
+
+
 def round_steps(warehouse: Path, batch: Path, at: datetime) -> list[Step]:
     """The commands of one round, in order."""
     common = ("--warehouse", str(warehouse), "--processing-time", at.isoformat())
@@ -166,9 +195,10 @@ def round_steps(warehouse: Path, batch: Path, at: datetime) -> list[Step]:
 
 
 def _jobs_in(event_dir: Path) -> int:
-    """Count the SparkListenerJobStart events of the one event log in `event_dir`."""
+    """Count the SparkListenerJobStart events of the event log in `event_dir` (one file, or
+    Spark's rolling `eventlog_v2_*` folder of files)."""
     jobs = 0
-    for log in event_dir.iterdir():
+    for log in sorted(p for p in event_dir.rglob("*") if p.is_file()):
         with log.open(encoding="utf-8") as handle:
             for line in handle:
                 if '"SparkListenerJobStart"' in line:
@@ -176,9 +206,13 @@ def _jobs_in(event_dir: Path) -> int:
     return jobs
 
 
-def count_round(warehouse: Path, batch: Path, at: datetime, scratch: Path) -> list[Counted]:
+def count_round(
+    warehouse: Path, batch: Path, at: datetime, scratch: Path, tree: Path | None = None
+) -> list[Counted]:
     """Run one round's commands with the event log on; count jobs and commits of each."""
     counted: list[Counted] = []
+    shutil.rmtree(scratch, ignore_errors=True)
+    _mark_used(batch)
     for step in round_steps(warehouse, batch, at):
         if step.argv is None:
             continue
@@ -187,9 +221,10 @@ def count_round(warehouse: Path, batch: Path, at: datetime, scratch: Path) -> li
         conf_dir = scratch / f"conf-{len(counted)}"
         conf_dir.mkdir()
         (conf_dir / "count.toml").write_text(EVENT_LOG_TOML.format(event_dir=event_dir))
-        env = {**os.environ, "ORDERS_ETL_CONF_DIR": str(conf_dir)}
+        argv, env = command_line([*step.argv, "--env", "count"], tree)
+        env["ORDERS_ETL_CONF_DIR"] = str(conf_dir)
         before = _log_versions(warehouse)
-        _run([_orders_etl(), *step.argv, "--env", "count"], env)
+        _run(argv, env)
         after = _log_versions(warehouse)
         commits = {t: after[t] - before[t] for t in TABLES if after[t] != before[t]}
         counted.append(Counted(step.label, _jobs_in(event_dir), commits))
@@ -197,18 +232,19 @@ def count_round(warehouse: Path, batch: Path, at: datetime, scratch: Path) -> li
 
 
 def time_rounds(
-    warehouse: Path, batches: list[tuple[datetime, Path]], rounds: int
+    warehouse: Path, batches: list[tuple[datetime, Path]], rounds: int, tree: Path | None = None
 ) -> dict[str, list[float]]:
     """Run the rounds; return each step's wall seconds, in round order."""
     seconds: dict[str, list[float]] = {}
     for at, batch in batches[:rounds]:
+        _mark_used(batch)
         for step in round_steps(warehouse, batch, at):
-            argv = (
-                [sys.executable, "-c", BARE_START]
+            argv, env = (
+                ([sys.executable, "-c", BARE_START], dict(os.environ))
                 if step.argv is None
-                else [_orders_etl(), *step.argv]
+                else command_line(step.argv, tree)
             )
-            seconds.setdefault(step.label, []).append(_run(argv))
+            seconds.setdefault(step.label, []).append(_run(argv, env))
     return seconds
 
 
@@ -248,26 +284,64 @@ def render(seconds: dict[str, list[float]], counted: list[Counted], rounds: int,
     return "\n".join(lines) + "\n"
 
 
+START_MARK = "<!-- fixed-cost: written by bench/fixed_cost.py -->"
+END_MARK = "<!-- /fixed-cost -->"
+
+
+def splice_section(results: Path, section: str) -> None:
+    """Write `section` into `results` between the marks, replacing an earlier one, or at the
+    end (so `bench/run.py`'s report and this section live in one file)."""
+    text = results.read_text(encoding="utf-8") if results.exists() else ""
+    block = f"{START_MARK}\n{section}{END_MARK}\n"
+    if START_MARK in text and END_MARK in text:
+        before, rest = text.split(START_MARK, 1)
+        after = rest.split(END_MARK, 1)[1].lstrip("\n")
+        text = before + block + after
+    else:
+        text = text.rstrip("\n") + ("\n\n" if text else "") + block
+    results.write_text(text, encoding="utf-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the history, count, time, write the section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--rounds", type=int, default=5, help="timed rounds (default 5)")
-    parser.add_argument("--results", type=Path, default=BENCH_DIR / "fixed_cost.md")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=BENCH_DIR / "results.md",
+        help="the Markdown file whose fixed-cost section is replaced (added when absent)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=None,
+        help="run the commands of another checkout of the project (its jobs/<command>.py)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the history already in --work-dir (its unused round batches go on)",
+    )
     args = parser.parse_args(argv)
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="orders_etl-fixed-cost-"))
-    if work.exists():
-        shutil.rmtree(work)
     warehouse, inputs = work / "warehouse", work / "inputs"
     load_start = os.getloadavg()[0]
-    batches = build_history(warehouse, inputs)
-    counted = count_round(warehouse, batches[0][1], batches[0][0], work / "count")
-    seconds = time_rounds(warehouse, batches[1:], args.rounds)
+    if args.reuse:
+        batches = unused_batches(inputs)
+    else:
+        if work.exists():
+            shutil.rmtree(work)
+        batches = build_history(warehouse, inputs)
+    counted = count_round(warehouse, batches[0][1], batches[0][0], work / "count", args.tree)
+    seconds = time_rounds(warehouse, batches[1:], args.rounds, args.tree)
     load = f"{load_start:.2f} and {os.getloadavg()[0]:.2f}"
     section = render(seconds, counted, args.rounds, load)
-    args.results.write_text(section, encoding="utf-8")
+    splice_section(args.results, section)
     print(section)
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.work_dir:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
