@@ -105,9 +105,13 @@ def build_dist_zip(folder: Path) -> Path:
 
 
 def alive_workers(ui_port: int) -> int:
-    """The master's count of alive workers, from its JSON status page."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as page:
-        status: dict[str, Any] = json.load(page)
+    """The master's count of alive workers, from its JSON status page (0 while the page is not
+    served yet: the UI's port opens before its pages answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/json/", timeout=5) as page:
+            status: dict[str, Any] = json.load(page)
+    except (OSError, ValueError):
+        return 0
     return int(status.get("aliveworkers", 0))
 
 

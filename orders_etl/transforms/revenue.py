@@ -110,12 +110,7 @@ def diff_revisions_at(revenue_df: DataFrame, moment: datetime) -> DataFrame:
         .join(published, on="order_date", how="left_semi")
         .filter(F.col("order_date") < F.to_date(at))
         .select(
-            "order_date",
-            "currency",
-            "previous_order_count",
-            "new_order_count",
-            "previous_revenue",
-            "new_revenue",
+            *CHANGE_COLUMNS,
             (F.coalesce("new_order_count", F.lit(0)) - F.coalesce("previous_order_count", F.lit(0)))
             .cast("long")
             .alias("order_count_difference"),
