@@ -60,10 +60,14 @@ class RunContext:
     def spark(self) -> SparkSession:
         """This run's session (started, or cloned from the shared one, on first use)."""
         if self._spark is None:
-            if self._base is None:
-                self._base = get_spark(self.config.spark, self.verbose, self._catalog_root)
-            self._spark = run_session(self._base, self.run_id)
+            self._spark = run_session(self._shared_session(), self.run_id)
         return self._spark
+
+    def _shared_session(self) -> SparkSession:
+        """The session this run's own is cloned from, started on first use."""
+        if self._base is None:
+            self._base = get_spark(self.config.spark, self.verbose, self._catalog_root)
+        return self._base
 
     @property
     def processing_date(self) -> date:
@@ -72,14 +76,12 @@ class RunContext:
 
     def child(self, processing_time: datetime, run_id: str) -> RunContext:
         """A context for a run this run starts (the demo's runs): same config and session."""
-        if self._base is None:
-            self._base = get_spark(self.config.spark, self.verbose, self._catalog_root)
         return RunContext(
             self.config,
             processing_time,
             run_id,
             self.verbose,
-            self._base,
+            self._shared_session(),
             progress=self.progress,
         )
 

@@ -161,6 +161,11 @@ def table_version(spark: SparkSession, path: str) -> int | None:
         return None if row is None else int(row["version"])
 
 
+def deletion_vectors_on(value: str | None) -> bool:
+    """Tell whether a `delta.enableDeletionVectors` value (None: unset) turns them on."""
+    return (value or "false").lower() == "true"
+
+
 @dataclass(frozen=True)
 class TableDetail:
     """What `DESCRIBE DETAIL` tells of a table's current snapshot."""
@@ -178,7 +183,7 @@ class TableDetail:
     @property
     def deletion_vectors_enabled(self) -> bool:
         """Tell whether new writes may still add deletion vectors."""
-        return self.properties.get(DELETION_VECTORS_PROPERTY, "false").lower() == "true"
+        return deletion_vectors_on(self.properties.get(DELETION_VECTORS_PROPERTY))
 
 
 def table_detail(spark: SparkSession, path: str) -> TableDetail:
@@ -197,7 +202,7 @@ def disable_deletion_vectors(spark: SparkSession, path: str) -> bool:
     """Stop new deletion vectors on the table at `path` (one metadata-only commit, no data
     file touched); return whether the property had to change. The ones already written stay
     until `maintain` purges them and drops the feature."""
-    if (table_property(spark, path, DELETION_VECTORS_PROPERTY) or "false").lower() != "true":
+    if not deletion_vectors_on(table_property(spark, path, DELETION_VECTORS_PROPERTY)):
         return False
     spark.sql(
         f"ALTER TABLE {delta_path_sql(path)} "

@@ -73,12 +73,17 @@ class RollupResult(CommandResult):
     announcement: str = ""
 
     @property
-    def metrics(self) -> Mapping[str, Any]:
+    def days_recomputed(self) -> int | str:
+        """How many days were recomputed, or "all"."""
         dates = self.changed.dates
+        return "all" if dates is None else len(dates)
+
+    @property
+    def metrics(self) -> Mapping[str, Any]:
         return {
             CHECKPOINT_METRIC: self.fct_version,
             "fct_version_from": self.fct_version_from,
-            "days_recomputed": "all" if dates is None else len(dates),
+            "days_recomputed": self.days_recomputed,
             "change_feed": self.changed.change_feed,
             "change_feed_error": self.changed.error,
             "figures_changed": self.figures_changed,
@@ -94,9 +99,8 @@ class RollupResult(CommandResult):
             if self.changed.change_feed == ChangeFeed.UNAVAILABLE
             else ""
         )
-        days = self.changed.dates
         return (
-            f"{unavailable}days_recomputed={'all' if days is None else len(days)} "
+            f"{unavailable}days_recomputed={self.days_recomputed} "
             f"figures_changed={self.figures_changed} "
             f"revisions={len(self.revisions)} announcement: {self.announcement}"
         )
