@@ -8,7 +8,7 @@ DELTA_ARTIFACT := io.delta:delta-spark_4.2_2.13:4.4.0
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-fast test-faults lint typecheck check demo bench dist clean
+.PHONY: help setup test test-fast test-faults lint typecheck check demo bench soak dist clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ demo: setup ## generate a week of late-arriving batches and run the pipeline on 
 bench: setup ## benchmark: incremental vs full refresh, then each command's fixed cost (writes bench/results.md)
 	$(PY) bench/run.py
 	$(PY) bench/fixed_cost.py
+
+SOAK_ARGS ?=
+soak: setup ## soak: 14 simulated days of hourly runs with and without maintain (writes bench/soak.md, bench/soak.png)
+	$(PY) bench/soak.py $(SOAK_ARGS)
 
 dist: setup ## build a wheel and a zip for spark-submit --py-files into dist/
 	rm -rf dist build

@@ -12,13 +12,15 @@ from datetime import date
 from orders_etl.config import Config, SparkSettings, load_config
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.history import Commit, commits, commits_of_run, touched_partitions
+from orders_etl.io.maintenance import snapshot_files
 from orders_etl.io.migration import migrate_warehouse
 from orders_etl.io.readers import list_batch_files
-from orders_etl.io.tables import Warehouse, table_version
+from orders_etl.io.tables import TABLES, Warehouse, table_version
 from orders_etl.io.window import current_dates, distinct_dates, watermark
 from orders_etl.io.writes import merge_latest_versions
-from orders_etl.pipeline import backfill, incremental, land, rollup
+from orders_etl.pipeline import backfill, hourly, incremental, land, maintain, rollup, verify
 from orders_etl.runner import execute
+from orders_etl.sample import generate_batches, write_batches
 from orders_etl.schemas import (
     AMOUNT_TYPE,
     DAILY_REVENUE,
@@ -44,6 +46,7 @@ __all__ = [
     "ORDERS_LANDING",
     "ORDERS_QUARANTINE",
     "REVENUE_REVISIONS",
+    "TABLES",
     "CommandResult",
     "Commit",
     "Config",
@@ -57,6 +60,7 @@ __all__ = [
     "distinct_dates",
     "execute",
     "filter_ingested_since",
+    "generate_batches",
     "get_spark",
     "land_files",
     "list_batch_files",
@@ -65,13 +69,18 @@ __all__ = [
     "migrate_warehouse",
     "newer_than_sql",
     "run_backfill",
+    "run_hourly",
     "run_incremental",
+    "run_maintain",
     "run_rollup",
     "run_session",
+    "run_verify",
+    "snapshot_files",
     "stage_versions",
     "table_version",
     "touched_partitions",
     "watermark",
+    "write_batches",
 ]
 
 
@@ -93,3 +102,19 @@ def run_backfill(ctx: RunContext, start: date, end: date) -> CommandResult:
 def run_rollup(ctx: RunContext) -> CommandResult:
     """Run `rollup`."""
     return rollup.run(ctx)
+
+
+def run_hourly(ctx: RunContext, source: str, lookback_days: int) -> CommandResult:
+    """Run `hourly` on the batch files of `source`."""
+    files = tuple(list_batch_files(source))
+    return hourly.run(ctx, hourly.HourlyParams(source, files, lookback_days))
+
+
+def run_maintain(ctx: RunContext, start: date, end: date) -> CommandResult:
+    """Run `maintain` over the `fct_orders` days `start..end`."""
+    return maintain.run(ctx, maintain.MaintainParams(start, end))
+
+
+def run_verify(ctx: RunContext) -> CommandResult:
+    """Run `verify` over every day and the whole history."""
+    return verify.run(ctx, verify.VerifyParams())

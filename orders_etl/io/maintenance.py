@@ -42,7 +42,7 @@ def max_deleted_rows_share(spark: SparkSession) -> float:
     return DEFAULT_MAX_DELETED_ROWS_RATIO if value is None else float(value)
 
 
-def _snapshot_files(spark: SparkSession, path: str) -> DataFrame:
+def snapshot_files(spark: SparkSession, path: str) -> DataFrame:
     """The `add` actions of the table's current snapshot (path, partitionValues, stats,
     deletionVector), from the Delta log; no data file is read."""
     jvm = spark.sparkContext._jvm
@@ -64,7 +64,7 @@ def days_over_deleted_share(
     every day of the range as one.
     """
     try:
-        files_df = _snapshot_files(spark, path)
+        files_df = snapshot_files(spark, path)
     except Exception:
         return None
     day = F.to_date(F.col("partitionValues").getItem(column))
