@@ -103,20 +103,33 @@ def filter_non_blank_lines(lines_df: DataFrame) -> DataFrame:
     return lines_df.filter(~F.col("raw").rlike(_BLANK)).select(*lines_df.columns)
 
 
-def _field(variant: Column, name: str) -> Column:
-    return F.try_variant_get(variant, f"$.{name}", "variant")
+def _stage_fields(lines_df: DataFrame) -> DataFrame:
+    """Add each line's parsed JSON and, per input field, its value, type and text, as columns
+    (`_variant`, `_keys`, `_top_type`, `_field_<name>`, `_type_<name>`, `_text_<name>`).
 
-
-def _field_type(variant: Column, name: str) -> Column:
-    return F.schema_of_variant(_field(variant, name))
-
-
-def _field_text(variant: Column, name: str) -> Column:
-    return F.try_variant_get(variant, f"$.{name}", "string")
-
-
-def _is_missing(variant: Column, name: str) -> Column:
-    return _field(variant, name).isNull() | (_field_type(variant, name) == F.lit("VOID"))
+    The checks refer to these columns, so each line is parsed once. Written inline, every
+    check repeated `try_parse_json` (Spark does not share an expression between the branches
+    of a `coalesce` of `when`s), which made parsing the bulk of a large `land`.
+    """
+    variant = F.col("_variant")
+    with_variant_df = lines_df.select(
+        *lines_df.columns,
+        F.try_parse_json(F.col("raw")).alias("_variant"),
+        F.json_object_keys(F.col("raw")).alias("_keys"),
+    )
+    with_fields_df = with_variant_df.select(
+        *with_variant_df.columns,
+        F.schema_of_variant(variant).alias("_top_type"),
+        *(
+            F.try_variant_get(variant, f"$.{n}", "variant").alias(f"_field_{n}")
+            for n in INPUT_FIELDS
+        ),
+        *(F.try_variant_get(variant, f"$.{n}", "string").alias(f"_text_{n}") for n in INPUT_FIELDS),
+    )
+    return with_fields_df.select(
+        *with_fields_df.columns,
+        *(F.schema_of_variant(F.col(f"_field_{n}")).alias(f"_type_{n}") for n in INPUT_FIELDS),
+    )
 
 
 def _is_numeric_type(type_name: Column) -> Column:
@@ -154,12 +167,9 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
      event_time 2026-02-28 22:30:00 UTC
     {"order_id":"o1", ...,"currency":"eur", ...} -> reason "invalid_currency"
     """
-    variant = F.try_parse_json(F.col("raw"))
-    keys = F.json_object_keys(F.col("raw"))
-    top_type = F.schema_of_variant(variant)
-
-    text = {name: _field_text(variant, name) for name in INPUT_FIELDS}
-    amount_text = F.trim(text["amount"])
+    variant, keys, top_type = F.col("_variant"), F.col("_keys"), F.col("_top_type")
+    text = {name: F.col(f"_text_{name}") for name in INPUT_FIELDS}
+    amount_text = F.col("_amount_text")
     amount_integer = F.regexp_replace(
         F.regexp_extract(amount_text, r"^-?([0-9]+)", 1), "^0+(?=[0-9])", ""
     )
@@ -169,7 +179,10 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
     with_seconds = F.regexp_replace(
         event_time_text, r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})\z", "$1:00$2"
     )
-    event_time_value = with_seconds.try_cast("timestamp")
+    staged_df = _stage_fields(lines_df).withColumns(
+        {"_amount_text": F.trim(text["amount"]), "_event_time": with_seconds.try_cast("timestamp")}
+    )
+    event_time_value = F.col("_event_time")
     latest_allowed = processing_time + timedelta(days=MAX_EVENT_TIME_AHEAD_DAYS)
 
     checks: list[tuple[Column, str]] = [
@@ -182,8 +195,10 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
         (~top_type.startswith("OBJECT"), Reason.NOT_AN_OBJECT),
     ]
     for name in INPUT_FIELDS:
-        checks.append((_is_missing(variant, name), f"missing_{name}"))
-        field_type = _field_type(variant, name)
+        field_type = F.col(f"_type_{name}")
+        checks.append(
+            (F.col(f"_field_{name}").isNull() | (field_type == "VOID"), f"missing_{name}")
+        )
         type_ok = (
             (field_type == "STRING") | _is_numeric_type(field_type)
             if name == "amount"
@@ -210,7 +225,7 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
     reason = _first_reason(checks)
     known = F.array(*(F.lit(name) for name in INPUT_FIELDS))
     return (
-        lines_df.withColumn("reason", reason)
+        staged_df.withColumn("reason", reason)
         .select(
             "source_file",
             "source_sha256",
