@@ -400,9 +400,10 @@ def intro(options: Options, measured: Measured, load: str) -> str:
         f"{loads}. Other JVMs on the machine: seen beside {beside} of the {len(timed)} timed "
         "processes. Peak memory: the highest sum of resident memory of the process tree "
         "(Python driver, its JVM and the Python workers the JVM forks), sampled every 0.5 s, "
-        "split into the JVM's and the Python processes' share of that sample (forked workers "
-        "share pages, which RSS counts in each: an upper bound); and the JVM's own "
-        "high-water mark (VmHWM)."
+        "split into the JVM's and the Python processes' share of that sample (the JVM's "
+        "short-lived clones that exec `chmod` are left out, they share its pages; forked "
+        "Python workers share some with their daemon, which RSS counts in each: an upper "
+        "bound); and the JVM's own high-water mark (VmHWM)."
     )
 
 
@@ -569,6 +570,8 @@ def goals(options: Options, measured: Measured) -> list[str]:
         f"- `land` within 2x of the floor at every size and layout: {verdict(within, 2.0)}"
         f" ({listed})."
     ]
+    if len(options.sizes) < 2:
+        lines.append("- `land` linear in the lines: not measured (one size).")
     for label, value, goal in linearity(options, measured) if len(options.sizes) > 1 else []:
         lines.append(
             f"- `land` linear in the lines, {label}: {times(value)} <= {goal:.1f}x: "

@@ -3,8 +3,11 @@ driver and the JVM it starts), read from /proc every half second while it runs.
 
 The peak of the sampled sums is what the machine had to hold for the run at once (within the
 sampling interval), kept with the JVM's share of that sample; the JVM's own high-water mark
-(VmHWM) is exact but covers the JVM alone. Forked Python workers share pages with their
-daemon, which RSS counts in each: the sum is an upper bound.
+(VmHWM) is exact but covers the JVM alone. A child with its parent's virtual size (the JVM's
+clone before it execs a command, a fresh fork) is left out: it shares its parent's pages.
+Python workers forked earlier still share some pages with their daemon, which RSS counts in
+each, so the sum is an upper bound.
+
 Other JVMs running beside the tree (another Spark job on the machine) are counted, since they
 slow the run down.
 """
@@ -19,7 +22,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 SAMPLE_SECONDS = 0.5
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -58,36 +61,59 @@ class ProcessRun:
         return f"exit {self.returncode}: {last[:300]}"
 
 
-def processes() -> dict[int, tuple[int, str]]:
-    """Every process of the machine: pid -> (parent pid, command name)."""
-    found: dict[int, tuple[int, str]] = {}
+class Proc(NamedTuple):
+    """One process as /proc/<pid>/stat shows it."""
+
+    parent: int
+    name: str
+    vsize: int
+    rss_bytes: int
+
+
+def processes() -> dict[int, Proc]:
+    """Every process of the machine, by pid."""
+    found: dict[int, Proc] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             head, rest = stat.read_text().rsplit(") ", 1)
         except (OSError, ValueError):
             continue
-        found[int(stat.parent.name)] = (int(rest.split()[1]), head.split(" (", 1)[1])
+        fields = rest.split()  # fields 3.. of proc(5): state, ppid, ..., vsize (23), rss (24)
+        name = head.split(" (", 1)[1]
+        found[int(stat.parent.name)] = Proc(
+            int(fields[1]), name, int(fields[20]), int(fields[21]) * _PAGE
+        )
     return found
 
 
-def descendants(root: int, table: Mapping[int, tuple[int, str]]) -> set[int]:
+def descendants(root: int, table: Mapping[int, Proc]) -> set[int]:
     """`root` and every process below it."""
     tree, frontier = {root}, {root}
     while frontier:
-        frontier = {pid for pid, (parent, _) in table.items() if parent in frontier} - tree
+        frontier = {pid for pid, proc in table.items() if proc.parent in frontier} - tree
         tree |= frontier
     return tree
 
 
-def memory_of(pid: int) -> tuple[int, int]:
-    """(resident bytes now, peak resident bytes VmHWM) of a process; zeros once it is gone."""
+def own_memory(tree: set[int], table: Mapping[int, Proc]) -> set[int]:
+    """The processes of `tree` whose memory is their own. A child with its parent's virtual
+    size is a clone (the JVM's, before it execs a command such as `chmod`) or a fresh fork,
+    sharing its parent's pages: counted, it would count the JVM or its parent twice."""
+    own = set()
+    for pid in tree & table.keys():
+        parent = table.get(table[pid].parent)
+        if parent is None or table[pid].parent not in tree or parent.vsize != table[pid].vsize:
+            own.add(pid)
+    return own
+
+
+def high_water_bytes(pid: int) -> int:
+    """A process's peak resident memory (VmHWM), 0 once it is gone."""
     try:
-        rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
         status = Path(f"/proc/{pid}/status").read_text().splitlines()
-    except (OSError, IndexError, ValueError):
-        return 0, 0
-    hwm = next((int(x.split()[1]) * 1024 for x in status if x.startswith("VmHWM:")), 0)
-    return rss_pages * _PAGE, hwm
+    except OSError:
+        return 0
+    return next((int(x.split()[1]) * 1024 for x in status if x.startswith("VmHWM:")), 0)
 
 
 class PeakMemory:
@@ -104,16 +130,14 @@ class PeakMemory:
         """Read the tree's memory once and keep the peaks."""
         table = processes()
         tree = descendants(self.root, table)
-        total = jvm = 0
-        for pid in tree:
-            rss, hwm = memory_of(pid)
-            total += rss
-            if table.get(pid, (0, ""))[1] == "java":
-                jvm += rss
-                self.jvm_hwm_bytes = max(self.jvm_hwm_bytes, hwm)
+        counted = own_memory(tree, table)
+        total = sum(table[pid].rss_bytes for pid in counted)
+        jvms = [pid for pid in counted if table[pid].name == "java"]
+        jvm = sum(table[pid].rss_bytes for pid in jvms)
+        self.jvm_hwm_bytes = max([self.jvm_hwm_bytes, *(high_water_bytes(p) for p in jvms)])
         if total > self.peak_rss_bytes:
             self.peak_rss_bytes, self.peak_jvm_rss_bytes = total, jvm
-        others = sum(1 for pid, (_, name) in table.items() if name == "java" and pid not in tree)
+        others = sum(1 for pid, proc in table.items() if proc.name == "java" and pid not in tree)
         self.other_jvms = max(self.other_jvms, others)
 
     def watch(self, stop: threading.Event) -> None:
