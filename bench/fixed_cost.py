@@ -34,6 +34,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(ROOT))
 
+from sections import splice_section  # noqa: E402
+
 from orders_etl.sample import generate_batches, write_batches  # noqa: E402
 
 TABLES = (
@@ -288,20 +290,6 @@ START_MARK = "<!-- fixed-cost: written by bench/fixed_cost.py -->"
 END_MARK = "<!-- /fixed-cost -->"
 
 
-def splice_section(results: Path, section: str) -> None:
-    """Write `section` into `results` between the marks, replacing an earlier one, or at the
-    end (so `bench/run.py`'s report and this section live in one file)."""
-    text = results.read_text(encoding="utf-8") if results.exists() else ""
-    block = f"{START_MARK}\n{section}{END_MARK}\n"
-    if START_MARK in text and END_MARK in text:
-        before, rest = text.split(START_MARK, 1)
-        after = rest.split(END_MARK, 1)[1].lstrip("\n")
-        text = before + block + after
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block
-    results.write_text(text, encoding="utf-8")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the history, count, time, write the section."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
@@ -338,7 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time_rounds(warehouse, batches[1:], args.rounds, args.tree)
     load = f"{load_start:.2f} and {os.getloadavg()[0]:.2f}"
     section = render(seconds, counted, args.rounds, load)
-    splice_section(args.results, section)
+    splice_section(args.results, section, START_MARK, END_MARK)
     print(section)
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
