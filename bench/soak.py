@@ -295,7 +295,11 @@ def verdicts(kept: PassRecord, plain: PassRecord) -> list[str]:
     for record in (kept, plain):
         medians = daily_medians(record)
         ratio = medians[-1] / medians[0]
-        goal = f" (goal <= {FLAT_GOAL}x: {'met' if ratio <= FLAT_GOAL else 'missed'})"
+        goal = (
+            f" (goal <= {FLAT_GOAL}x: {'met' if ratio <= FLAT_GOAL else 'missed'})"
+            if len(medians) > 1
+            else " (one day: no growth measured, the goal needs two or more)"
+        )
         lines.append(
             f"- `{record.name}` pass: last day's median `hourly` {medians[-1]:.1f} s against "
             f"the first day's {medians[0]:.1f} s: {ratio:.2f}x"
