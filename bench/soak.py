@@ -37,7 +37,6 @@ sys.path.insert(0, str(BENCH_DIR))
 
 from pipeline import (  # noqa: E402
     FCT_ORDERS,
-    FCT_ORDERS_COLUMNS,
     ORDERS_LANDING,
     TABLES,
     CommandResult,
@@ -55,6 +54,7 @@ from pipeline import (  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 from pyspark.sql import functions as F  # noqa: E402
 
+from tests.helpers import fct_rows, landing_dicts  # noqa: E402
 from tests.reference import expected_fct, rows_to_versions  # noqa: E402
 
 SEED = 23
@@ -140,13 +140,8 @@ def _quiet(_: str) -> None:
 
 def matches_reference(spark: SparkSession, warehouse: Path) -> tuple[int, bool]:
     """Compare `fct_orders` with the plain-Python rule over everything landed."""
-    landing = [
-        r.asDict()
-        for r in spark.read.format("delta").load(str(warehouse / ORDERS_LANDING)).collect()
-    ]
-    fct = spark.read.format("delta").load(str(warehouse / FCT_ORDERS)).select(*FCT_ORDERS_COLUMNS)
-    rows = {tuple(r) for r in fct.collect()}
-    return len(rows), rows == expected_fct(rows_to_versions(landing))
+    rows = fct_rows(spark, warehouse)
+    return len(rows), rows == expected_fct(rows_to_versions(landing_dicts(spark, warehouse)))
 
 
 def _maintain_day(record: PassRecord, ctx: RunContext) -> None:

@@ -105,7 +105,8 @@ def filter_non_blank_lines(lines_df: DataFrame) -> DataFrame:
 
 def _stage_fields(lines_df: DataFrame) -> DataFrame:
     """Add each line's parsed JSON and, per input field, its value, type and text, as columns
-    (`_variant`, `_keys`, `_top_type`, `_field_<name>`, `_type_<name>`, `_text_<name>`).
+    (`_variant`, `_keys`, `_top_type`, `_field_<name>`, `_type_<name>`, `_text_<name>`),
+    the trimmed amount (`_amount_text`) and the event time as a timestamp (`_event_time`).
 
     The checks refer to these columns, so each line is parsed once. Written inline, every
     check repeated `try_parse_json` (Spark does not share an expression between the branches
@@ -126,9 +127,17 @@ def _stage_fields(lines_df: DataFrame) -> DataFrame:
         ),
         *(F.try_variant_get(variant, f"$.{n}", "string").alias(f"_text_{n}") for n in INPUT_FIELDS),
     )
+    # ISO-8601 may leave out the seconds ("10:30Z"); Spark's cast needs them.
+    with_seconds = F.regexp_replace(
+        F.col("_text_event_time"),
+        r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})\z",
+        "$1:00$2",
+    )
     return with_fields_df.select(
         *with_fields_df.columns,
         *(F.schema_of_variant(F.col(f"_field_{n}")).alias(f"_type_{n}") for n in INPUT_FIELDS),
+        F.trim(F.col("_text_amount")).alias("_amount_text"),
+        with_seconds.try_cast("timestamp").alias("_event_time"),
     )
 
 
@@ -175,13 +184,7 @@ def parse_order_lines(lines_df: DataFrame, processing_time: datetime) -> DataFra
     )
     amount_fraction = F.regexp_replace(F.regexp_extract(amount_text, r"\.([0-9]+)$", 1), "0+$", "")
     event_time_text = text["event_time"]
-    # ISO-8601 may leave out the seconds ("10:30Z"); Spark's cast needs them.
-    with_seconds = F.regexp_replace(
-        event_time_text, r"^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2})(Z|[+-]\d{2}:\d{2})\z", "$1:00$2"
-    )
-    staged_df = _stage_fields(lines_df).withColumns(
-        {"_amount_text": F.trim(text["amount"]), "_event_time": with_seconds.try_cast("timestamp")}
-    )
+    staged_df = _stage_fields(lines_df)
     event_time_value = F.col("_event_time")
     latest_allowed = processing_time + timedelta(days=MAX_EVENT_TIME_AHEAD_DAYS)
 
