@@ -47,9 +47,10 @@ check: lint typecheck test ## lint, typecheck and test
 demo: setup ## generate a week of late-arriving batches and run the pipeline on $(WAREHOUSE)
 	$(VENV)/bin/orders-etl demo --warehouse $(WAREHOUSE)
 
-bench: setup ## benchmark: incremental vs full refresh, each command's fixed cost, landing (writes bench/results.md)
+bench: setup ## benchmark: incremental vs full refresh, each command's fixed cost, warm hourly, landing (writes bench/results.md)
 	$(PY) bench/run.py
 	$(PY) bench/fixed_cost.py
+	$(PY) bench/warm_hourly.py
 	$(PY) bench/landing.py
 
 SOAK_ARGS ?=

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import orders_etl.session as _session
 from orders_etl.config import Config, SparkSettings, load_config
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.io.history import Commit, commits, commits_of_run, touched_partitions
@@ -32,12 +33,13 @@ from orders_etl.schemas import (
     ORDERS_QUARANTINE,
     REVENUE_REVISIONS,
 )
-from orders_etl.session import get_spark, run_session
+from orders_etl.session import CONCURRENT_JOBS, get_spark, run_session
 from orders_etl.transforms.latest import dedupe_latest_version, newer_than_sql
 from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
 __all__ = [
     "AMOUNT_TYPE",
+    "CONCURRENT_JOBS",
     "DAILY_REVENUE",
     "FCT_ORDERS",
     "FCT_ORDERS_COLUMNS",
@@ -75,6 +77,7 @@ __all__ = [
     "run_rollup",
     "run_session",
     "run_verify",
+    "set_concurrent_jobs",
     "snapshot_files",
     "stage_versions",
     "table_version",
@@ -118,3 +121,9 @@ def run_maintain(ctx: RunContext, start: date, end: date) -> CommandResult:
 def run_verify(ctx: RunContext) -> CommandResult:
     """Run `verify` over every day and the whole history."""
     return verify.run(ctx, verify.VerifyParams())
+
+
+def set_concurrent_jobs(jobs: int) -> None:
+    """Let a step submit up to `jobs` of its read-only Spark jobs at once (1: one after
+    another), as `orders_etl.session.concurrently` reads it on each call."""
+    _session.CONCURRENT_JOBS = jobs

@@ -8,9 +8,11 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from pyspark import SparkConf
 from pyspark.sql import SparkSession
@@ -28,6 +30,11 @@ LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
 JARS_DIR_VARIABLE = "ORDERS_ETL_JARS_DIR"
 _JARS_COMPLETE = "COMPLETE"
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+# Read-only Spark jobs of one run that `concurrently` submits at once. A small job spends most
+# of its time in the driver (planning, Delta's snapshot and file listing), so a few at once
+# keep the executor cores busy; more than this only queue.
+CONCURRENT_JOBS = 4
+Result = TypeVar("Result")
 
 # Settings the pipeline's correctness depends on, applied in every environment.
 REQUIRED_CONF: Mapping[str, str] = {
@@ -241,6 +248,20 @@ def run_session(base: SparkSession, run_id: str) -> SparkSession:
     session = SparkSession(base.sparkContext, base._jsparkSession.cloneSession())
     session.conf.set(USER_METADATA_CONF, run_id)
     return session
+
+
+def concurrently(actions: Sequence[Callable[[], Result]]) -> list[Result]:
+    """Run independent read-only Spark actions of one session at once, each in a thread of
+    its own (PySpark pins each to a JVM thread); return their results in the given order.
+
+    The first action that raises re-raises here once all have ended. Only for actions that
+    write nothing: each may see any table version committed while the others run.
+    """
+    if len(actions) < 2:
+        return [action() for action in actions]
+    with ThreadPoolExecutor(max_workers=min(len(actions), CONCURRENT_JOBS)) as pool:
+        futures = [pool.submit(action) for action in actions]
+        return [f.result() for f in futures]
 
 
 def _apply_runtime_conf(spark: SparkSession, conf: Mapping[str, str]) -> None:

@@ -4,11 +4,15 @@ one after another and in threads at the same time."""
 from __future__ import annotations
 
 import threading
+import time
+from functools import partial
 from pathlib import Path
 
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from orders_etl.session import concurrently
 from tests.conftest import ContextFactory, make_config
 from tests.helpers import event, land_path, write_batch
 
@@ -70,3 +74,33 @@ def test_two_runs_in_threads_on_one_session_each_tag_their_own_commits(
             # created, then appended, by this run alone
             assert len(tags) >= 2
             assert set(tags) == {ctx.run_id}, (table, tags)
+
+
+def test_concurrent_actions_run_at_once_and_return_in_the_given_order(
+    spark: SparkSession,
+) -> None:
+    meet = threading.Barrier(2, timeout=60)
+
+    def count(n: int) -> int:
+        meet.wait()  # only returns when the other action is running too
+        return spark.range(n).count()
+
+    assert concurrently([partial(count, 3), partial(count, 5)]) == [3, 5]
+
+
+def test_a_failing_concurrent_action_raises_once_the_others_have_ended(
+    spark: SparkSession,
+) -> None:
+    ended: list[int] = []
+
+    def fail() -> int:
+        raise ValueError("bad action")
+
+    def slow() -> int:
+        time.sleep(0.5)
+        ended.append(spark.range(2).count())
+        return 2
+
+    with pytest.raises(ValueError, match="bad action"):
+        concurrently([fail, slow])
+    assert ended == [2]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from orders_etl.context import CommandResult, RunContext
@@ -21,6 +22,7 @@ from orders_etl.io.tables import ensure_table, read_table, table_version
 from orders_etl.io.window import current_dates, distinct_dates, watermark
 from orders_etl.io.writes import merge_latest_versions, retry_on_conflict
 from orders_etl.schemas import FCT_ORDERS, ORDERS_LANDING
+from orders_etl.session import concurrently
 from orders_etl.transforms.latest import dedupe_latest_version
 from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
@@ -98,16 +100,20 @@ def merge_window(ctx: RunContext, lookback_days: int) -> IncrementalResult:
         stage_versions(read_table(spark, ctx.warehouse, ORDERS_LANDING)), since
     ).localCheckpoint()
     latest_df = dedupe_latest_version(window_df).localCheckpoint()
+    source_rows, deduped_rows = concurrently([window_df.count, latest_df.count])
     result = IncrementalResult(
         watermark=high,
         window_since=since,
-        source_rows=window_df.count(),
-        deduped_rows=latest_df.count(),
+        source_rows=source_rows,
+        deduped_rows=deduped_rows,
         fct_version=version_before,
     )
     if result.deduped_rows == 0:
         return result
-    dates = sorted(set(distinct_dates(latest_df)) | set(current_dates(fct_df, latest_df)))
+    dates_in_window, dates_now = concurrently(
+        [partial(distinct_dates, latest_df), partial(current_dates, fct_df, latest_df)]
+    )
+    dates = sorted(set(dates_in_window) | set(dates_now))
     merge_latest_versions(spark, fct_path, latest_df, dates)
     merge = [
         c

@@ -16,6 +16,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from types import MappingProxyType
 from typing import Any
 
@@ -31,6 +32,7 @@ from orders_etl.io.readers import read_batch_lines
 from orders_etl.io.tables import ensure_table
 from orders_etl.io.writes import append_rows, retry_on_conflict
 from orders_etl.schemas import LANDING_SCHEMA, ORDERS_LANDING, ORDERS_QUARANTINE, QUARANTINE_SCHEMA
+from orders_etl.session import concurrently
 from orders_etl.transforms.parse import (
     agg_file_reasons,
     clean_lines,
@@ -197,9 +199,13 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
         how="left_semi",
     )
 
-    in_landing = contents_present(spark, landing_path, [f.source_sha256 for f in chosen if f.valid])
-    in_quarantine = contents_present(
-        spark, quarantine_path, [f.source_sha256 for f in chosen if f.rejected]
+    valid_shas = [f.source_sha256 for f in chosen if f.valid]
+    rejected_shas = [f.source_sha256 for f in chosen if f.rejected]
+    in_landing, in_quarantine = concurrently(
+        [
+            partial(contents_present, spark, landing_path, valid_shas),
+            partial(contents_present, spark, quarantine_path, rejected_shas),
+        ]
     )
     done_before = [
         f
@@ -226,8 +232,12 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
         [f.name for f in QUARANTINE_SCHEMA.fields],
     )
 
-    landed = rows_per_content(spark, landing_path, todo_shas)
-    quarantined = rows_per_content(spark, quarantine_path, todo_shas)
+    landed, quarantined = concurrently(
+        [
+            partial(rows_per_content, spark, landing_path, todo_shas),
+            partial(rows_per_content, spark, quarantine_path, todo_shas),
+        ]
+    )
     reasons: Counter[str] = Counter()
     for f in todo:
         reasons.update(reasons_by_file.get(f.source_file, Counter()))

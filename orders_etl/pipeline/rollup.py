@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from pyspark.sql import functions as F
@@ -31,6 +32,7 @@ from orders_etl.schemas import (
     REVENUE_REVISIONS,
     REVENUE_REVISIONS_SCHEMA,
 )
+from orders_etl.session import concurrently
 from orders_etl.transforms.revenue import (
     agg_daily_revenue,
     diff_figures,
@@ -148,12 +150,15 @@ def bring_up_to_date(ctx: RunContext) -> RollupResult:
     spark, wh = ctx.spark, ctx.warehouse
     to_version = table_version(spark, wh.path(FCT_ORDERS))
     assert to_version is not None
-    last = last_metric(spark, wh, CHECKPOINT_METRIC)
+    checked: list[Callable[[], int | None]] = [
+        partial(last_metric, spark, wh, CHECKPOINT_METRIC),
+        partial(check_timeline, ctx),
+    ]
+    last, _ = concurrently(checked)
     changed = changed_dates(ctx, last, to_version)
     dates = changed.dates
     fct_df = read_table(spark, wh, FCT_ORDERS, version=to_version)
     published_all = read_table(spark, wh, DAILY_REVENUE)
-    check_timeline(ctx)
     published_df = filter_order_dates(filter_current(published_all), dates=dates)
     recomputed_df = agg_daily_revenue(filter_order_dates(fct_df, dates=dates))
     changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()

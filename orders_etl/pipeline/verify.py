@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from pyspark.sql import DataFrame
@@ -16,6 +17,7 @@ from orders_etl.io.history import commits, unpredicated_overwrites
 from orders_etl.io.ledger import landing_accounting
 from orders_etl.io.tables import read_table, table_exists
 from orders_etl.schemas import DAILY_REVENUE, FCT_ORDERS, ORDERS_LANDING
+from orders_etl.session import concurrently
 from orders_etl.transforms.checks import (
     agg_rows_per_day,
     diff_day_counts,
@@ -249,13 +251,17 @@ def run(ctx: RunContext, params: VerifyParams) -> VerifyResult:
     fct_all_df = read_table(spark, wh, FCT_ORDERS)
     fct_df = filter_order_dates(fct_all_df, params.start, params.end, params.dates)
     landing_df = read_table(spark, wh, ORDERS_LANDING)
-    checks = [
-        check_not_null(fct_df),
-        check_unique(fct_all_df, fct_df),
-        check_reconciles(fct_df, landing_df, params),
+    actions: list[Callable[[], CheckResult | LateData]] = [
+        partial(check_not_null, fct_df),
+        partial(check_unique, fct_all_df, fct_df),
+        partial(check_reconciles, fct_df, landing_df, params),
     ]
     if table_exists(spark, wh.path(DAILY_REVENUE)):
-        checks.append(check_revenue(fct_df, read_table(spark, wh, DAILY_REVENUE), params))
-    checks.append(check_landing_accounting(ctx))
-    checks.append(check_no_unpredicated_overwrite(ctx, params.history_after_version))
-    return VerifyResult(params, tuple(checks), late_data_report(landing_df, ctx.processing_time))
+        revenue_df = read_table(spark, wh, DAILY_REVENUE)
+        actions.append(partial(check_revenue, fct_df, revenue_df, params))
+    actions.append(partial(check_landing_accounting, ctx))
+    actions.append(partial(check_no_unpredicated_overwrite, ctx, params.history_after_version))
+    actions.append(partial(late_data_report, landing_df, ctx.processing_time))
+    *checks, late_data = concurrently(actions)
+    assert isinstance(late_data, LateData)
+    return VerifyResult(params, tuple(c for c in checks if isinstance(c, CheckResult)), late_data)
