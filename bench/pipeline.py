@@ -7,6 +7,8 @@ functions, which keeps their params classes here too.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from datetime import date
 
 import orders_etl.session as _session
@@ -70,6 +72,7 @@ __all__ = [
     "merge_latest_versions",
     "migrate_warehouse",
     "newer_than_sql",
+    "quiet",
     "run_backfill",
     "run_hourly",
     "run_incremental",
@@ -81,10 +84,24 @@ __all__ = [
     "snapshot_files",
     "stage_versions",
     "table_version",
+    "timed_command",
     "touched_partitions",
     "watermark",
     "write_batches",
 ]
+
+
+def quiet(_: str) -> None:
+    """A progress sink that drops the lines a composed command reports."""
+
+
+def timed_command(
+    ctx: RunContext, command: str, step: Callable[[RunContext], CommandResult]
+) -> tuple[float, int]:
+    """Run one command through the runner (ledger rows included); its seconds and exit code."""
+    started = time.monotonic()
+    code = execute(ctx, command, {}, lambda: step(ctx))
+    return time.monotonic() - started, code
 
 
 def land_files(ctx: RunContext, source: str, files: tuple[str, ...]) -> CommandResult:

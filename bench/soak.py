@@ -24,7 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -39,16 +39,16 @@ from pipeline import (  # noqa: E402
     FCT_ORDERS,
     ORDERS_LANDING,
     TABLES,
-    CommandResult,
     RunContext,
-    execute,
     generate_batches,
     get_spark,
     load_config,
+    quiet,
     run_hourly,
     run_maintain,
     run_verify,
     snapshot_files,
+    timed_command,
     write_batches,
 )
 from pyspark.sql import SparkSession  # noqa: E402
@@ -125,19 +125,6 @@ def table_state(spark: SparkSession, warehouse: Path, table: str, day: int) -> T
     )
 
 
-def _timed(
-    ctx: RunContext, command: str, step: Callable[[RunContext], CommandResult]
-) -> tuple[float, int]:
-    """Run one command through the runner (ledger rows included); its seconds and exit code."""
-    started = time.monotonic()
-    code = execute(ctx, command, {}, lambda: step(ctx))
-    return time.monotonic() - started, code
-
-
-def _quiet(_: str) -> None:
-    return None
-
-
 def matches_reference(spark: SparkSession, warehouse: Path) -> tuple[int, bool]:
     """Compare `fct_orders` with the plain-Python rule over everything landed."""
     rows = fct_rows(spark, warehouse)
@@ -150,7 +137,7 @@ def _maintain_day(record: PassRecord, ctx: RunContext) -> None:
     end = ctx.processing_date
     start = end - timedelta(days=ctx.config.maintain.days - 1)
     record.maintain_seconds.append(
-        _timed(ctx, "maintain", partial(run_maintain, start=start, end=end))[0]
+        timed_command(ctx, "maintain", partial(run_maintain, start=start, end=end))[0]
     )
 
 
@@ -166,12 +153,12 @@ def run_pass(name: str, work: Path, days: int, orders_per_hour: int) -> PassReco
     record = PassRecord(name, days, orders_per_hour)
 
     def context(at: datetime) -> RunContext:
-        return RunContext(config, at, f"soak-{name}-{at:%Y%m%dT%H%M}", spark=spark, progress=_quiet)
+        return RunContext(config, at, f"soak-{name}-{at:%Y%m%dT%H%M}", spark=spark, progress=quiet)
 
     lookback = config.incremental.lookback_days
     for number, (at, path) in enumerate(batches, start=1):
         step = partial(run_hourly, source=str(path), lookback_days=lookback)
-        seconds, code = _timed(context(at), "hourly", step)
+        seconds, code = timed_command(context(at), "hourly", step)
         record.run_seconds.append(seconds)
         record.run_exit_codes.append(code)
         if number % 24 == 0:
@@ -182,7 +169,7 @@ def run_pass(name: str, work: Path, days: int, orders_per_hour: int) -> PassReco
             )
             print(f"soak {name}: day {number // 24}/{days} done", file=sys.stderr, flush=True)
     final = context(batches[-1][0] + timedelta(minutes=2))
-    record.verify_exit_code = _timed(final, "verify", run_verify)[1]
+    record.verify_exit_code = timed_command(final, "verify", run_verify)[1]
     record.fct_rows, record.fct_equals_reference = matches_reference(spark, warehouse)
     record.wall_seconds = time.monotonic() - started
     return record

@@ -19,9 +19,9 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Sequence
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -31,12 +31,13 @@ from fixed_cost import HISTORY_DAYS, ORDERS_PER_HOUR, SEED, START  # noqa: E402
 from pipeline import (  # noqa: E402
     CONCURRENT_JOBS,
     RunContext,
-    execute,
     generate_batches,
     get_spark,
     load_config,
+    quiet,
     run_hourly,
     set_concurrent_jobs,
+    timed_command,
     write_batches,
 )
 from sections import splice_section  # noqa: E402
@@ -44,10 +45,6 @@ from sections import splice_section  # noqa: E402
 START_MARK = "<!-- warm-hourly: written by bench/warm_hourly.py -->"
 END_MARK = "<!-- /warm-hourly -->"
 TARGET_SECONDS = 6.0
-
-
-def _quiet(_: str) -> None:
-    """Drop the progress lines."""
 
 
 def measure(work: Path, pairs: int, jobs: int) -> dict[str, list[float]]:
@@ -61,13 +58,15 @@ def measure(work: Path, pairs: int, jobs: int) -> dict[str, list[float]]:
     )
     history, rest = batches[: HISTORY_DAYS * 24], batches[HISTORY_DAYS * 24 :]
 
+    lookback = config.incremental.lookback_days
+
     def hourly(folder: Path, at: datetime, name: str) -> float:
-        ctx = RunContext(config, at, name, spark=spark, progress=_quiet)
-        started = time.monotonic()
-        code = execute(ctx, "hourly", {}, lambda: run_hourly(ctx, str(folder), 3))
+        ctx = RunContext(config, at, name, spark=spark, progress=quiet)
+        step = partial(run_hourly, source=str(folder), lookback_days=lookback)
+        took, code = timed_command(ctx, "hourly", step)
         if code != 0:
             raise SystemExit(f"hourly {name} exited {code}")
-        return time.monotonic() - started
+        return took
 
     for day in range(HISTORY_DAYS):
         group = history[day * 24 : (day + 1) * 24]
@@ -104,13 +103,14 @@ def render(seconds: dict[str, list[float]], jobs: int, load: str, command: str) 
         "| mode | median s | runs (s) |",
         "|---|---|---|",
     ]
+    labels = {
+        "concurrent": f"read-only jobs of a step at once (up to {jobs})",
+        "one by one": "read-only jobs one after another",
+    }
     for mode, runs in seconds.items():
-        label = (
-            f"read-only jobs of a step at once (up to {jobs})"
-            if mode == "concurrent"
-            else ("read-only jobs one after another")
+        lines.append(
+            f"| {labels[mode]} | {med[mode]:.1f} | {', '.join(f'{s:.1f}' for s in runs)} |"
         )
-        lines.append(f"| {label} | {med[mode]:.1f} | {', '.join(f'{s:.1f}' for s in runs)} |")
     lines += [
         "",
         f"- one after another / at once: {ratio:.2f}x.",
