@@ -250,6 +250,21 @@ def run_session(base: SparkSession, run_id: str) -> SparkSession:
     return session
 
 
+@contextmanager
+def commits_tagged(spark: SparkSession, user_metadata: str) -> Iterator[None]:
+    """Tag the Delta commits made inside the block with `user_metadata`, then restore the
+    run's own tag. Only for a block that runs alone in its session: the tag is session-wide."""
+    previous = spark.conf.get(USER_METADATA_CONF, None)
+    spark.conf.set(USER_METADATA_CONF, user_metadata)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(USER_METADATA_CONF)
+        else:
+            spark.conf.set(USER_METADATA_CONF, previous)
+
+
 def concurrently(actions: Sequence[Callable[[], Result]]) -> list[Result]:
     """Run independent read-only Spark actions of one session at once, each in a thread of
     its own (PySpark pins each to a JVM thread); return their results in the given order.

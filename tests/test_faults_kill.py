@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl import cli
+from orders_etl.context import RunContext
+from orders_etl.pipeline import incremental
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, Outcome
+from tests.conftest import make_config
 from tests.helpers import event, landing_dicts
 from tests.reference import expected_fct, expected_revenue, rows_to_versions
 
@@ -420,6 +424,22 @@ def processing_time_of(argv: Sequence[str]) -> str:
     return argv[list(argv).index("--processing-time") + 1]
 
 
+def assert_whole_window_changes_nothing(
+    spark: SparkSession, warehouse: Path, processing_time: str
+) -> None:
+    """The rerun may have read only what landed since the killed run's MERGE: the whole
+    window, read again, must find nothing left to change."""
+    ctx = RunContext(
+        make_config(warehouse),
+        datetime.fromisoformat(processing_time),
+        "whole-window-check",
+        spark=spark,
+    )
+    whole = incremental.run(ctx, incremental.IncrementalParams(3, whole_window=True))
+    assert whole.metrics["deduped_rows"] > 0
+    assert (whole.metrics["inserted"], whole.metrics["updated"]) == (0, 0)
+
+
 def assert_warehouse_correct(spark: SparkSession, warehouse: Path) -> None:
     """fct_orders equals the plain-Python rule over landing; order_id is unique; the current
     daily_revenue equals the rule's figures with one current row per key; verify passes."""
@@ -613,6 +633,8 @@ def check_after_rerun(
         )
     if scenario.batch:
         assert_lines_accounted(spark, warehouse, prep.inputs / scenario.batch)
+    if scenario.name == "incremental":
+        assert_whole_window_changes_nothing(spark, warehouse, processing_time_of(prep.argv))
     runs = ledger_by_run(spark, warehouse, scenario.argv[0], processing_time_of(prep.argv))
     finished = [r for r, outcomes in runs.items() if set(outcomes) - {Outcome.STARTED}]
     interrupted = [r for r, outcomes in runs.items() if set(outcomes) == {Outcome.STARTED}]

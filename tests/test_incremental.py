@@ -23,6 +23,7 @@ from pyspark.sql import SparkSession
 
 from orders_etl.context import CommandResult
 from orders_etl.io.history import commits, unpredicated_overwrites
+from orders_etl.pipeline import incremental
 from orders_etl.sample import generate_batches
 from orders_etl.schemas import STATUSES
 from tests.conftest import ContextFactory, make_config
@@ -227,6 +228,10 @@ def test_seeded_late_events_follow_the_rule_after_every_batch_and_a_rerun_change
         result = run_incremental(make_ctx(processing_time))
         after = assert_fct_follows_the_rule(spark, warehouse)
         assert_metrics_match(result, before, after, fct_path)
+        # after the first MERGE, each run reads only what landed since the one before
+        if before:
+            assert result.metrics["read_after_landing_version"] is not None
+            assert result.metrics["source_rows"] <= landed.metrics["rows_landed"]
         before = after
 
     landed_versions = rows_to_versions(landing_dicts(spark, warehouse))
@@ -250,14 +255,23 @@ def test_seeded_late_events_follow_the_rule_after_every_batch_and_a_rerun_change
     assert kept["h_offset"][8] == date(2026, 2, 28)
     assert unpredicated_overwrites(commits(spark, str(fct_path))) == []
 
-    # nothing new: a rerun an hour later reads the last batch again, changes no row and
-    # writes no data file; two runs in a row equal one
+    # nothing new: a rerun an hour later reads nothing (nothing landed since the last
+    # MERGE), and one that reads the whole window again leaves every order alone; neither
+    # changes a row or writes a data file: two runs in a row equal one
     version_once, files_once = last_version(fct_path), live_files(fct_path)
     rerun = run_incremental(make_ctx(utc("2026-03-12T01:00:00")))
-    assert (rerun.metrics["inserted"], rerun.metrics["updated"]) == (0, 0)
-    assert rerun.metrics["left_alone"] == rerun.metrics["deduped_rows"] > 0
-    assert (rerun.metrics["files_added"], rerun.metrics["files_removed"]) == (0, 0)
-    assert rerun.metrics["partitions_touched"] == []
+    assert rerun.metrics["read_after_landing_version"] == rerun.metrics["landing_version"]
+    assert rerun.metrics["source_rows"] == rerun.metrics["deduped_rows"] == 0
+    whole = incremental.run(
+        make_ctx(utc("2026-03-12T01:00:00")),
+        incremental.IncrementalParams(lookback_days=3, whole_window=True),
+    )
+    assert whole.metrics["read_after_landing_version"] is None
+    for result in (rerun, whole):
+        assert (result.metrics["inserted"], result.metrics["updated"]) == (0, 0)
+        assert (result.metrics["files_added"], result.metrics["files_removed"]) == (0, 0)
+        assert result.metrics["partitions_touched"] == []
+    assert whole.metrics["left_alone"] == whole.metrics["deduped_rows"] > 0
     assert data_file_changes(fct_path, version_once) == 0
     assert live_files(fct_path) == files_once
     assert sorted(fct_list(spark, warehouse), key=str) == sorted(before, key=str)
@@ -299,7 +313,9 @@ def test_a_stale_version_landed_late_never_overwrites_a_newer_one(
     result = run_incremental(make_ctx("2026-03-10T13:00:00+00:00"))
 
     assert result.metrics["window_since"] == datetime(2026, 3, 7, 12)
-    assert result.metrics["source_rows"] == 4
+    # the window holds o2 too, but it was merged by the run before: only the three new rows
+    # are read
+    assert result.metrics["source_rows"] == 3
     assert (result.metrics["inserted"], result.metrics["updated"]) == (0, 1)
     after = assert_fct_follows_the_rule(spark, warehouse)
     assert_metrics_match(result, before, after, fct_path)
@@ -345,9 +361,12 @@ def test_an_order_moved_to_another_date_leaves_exactly_one_row(
     assert live_dates == {"2026-03-02"}
 
 
+@pytest.mark.parametrize("whole_window", [True, False], ids=["whole-window", "since-last-merge"])
 def test_the_merge_reads_and_touches_only_the_window_partitions(
-    spark: SparkSession, warehouse: Path, make_ctx: ContextFactory
+    spark: SparkSession, warehouse: Path, make_ctx: ContextFactory, whole_window: bool
 ) -> None:
+    """The whole window holds b1, merged the run before; reading only what landed since that
+    MERGE leaves b1 and its partition out of the MERGE, with the same table."""
     fct_path = warehouse / "fct_orders"
     append_landing(
         spark,
@@ -376,13 +395,17 @@ def test_the_merge_reads_and_touches_only_the_window_partitions(
         ],
     )
 
-    result = run_incremental(make_ctx("2026-02-21T00:00:00+00:00"))
+    result = incremental.run(
+        make_ctx("2026-02-21T00:00:00+00:00"),
+        incremental.IncrementalParams(lookback_days=3, whole_window=whole_window),
+    )
 
     metrics = result.metrics
     assert metrics["watermark"] == datetime(2026, 2, 20)
     assert metrics["window_since"] == datetime(2026, 2, 17)
-    assert (metrics["source_rows"], metrics["deduped_rows"]) == (3, 3)
-    assert (metrics["inserted"], metrics["updated"], metrics["left_alone"]) == (1, 1, 1)
+    read = 3 if whole_window else 2
+    assert (metrics["source_rows"], metrics["deduped_rows"]) == (read, read)
+    assert (metrics["inserted"], metrics["updated"], metrics["left_alone"]) == (1, 1, read - 2)
     assert (metrics["files_added"], metrics["files_removed"]) == (2, 0)
     assert (metrics["rows_copied"], metrics["deletion_vectors_added"]) == (0, 1)
     assert metrics["partitions_touched"] == ["2026-02-02", "2026-02-20"]
@@ -392,10 +415,11 @@ def test_the_merge_reads_and_touches_only_the_window_partitions(
     merge = commits(spark, str(fct_path), after_version=metrics["fct_version"] - 1)[0]
     assert merge.operation == "MERGE"
     predicate = merge.parameters["predicate"]
-    for read in ("2026-02-02", "2026-02-19", "2026-02-20"):
-        assert read in predicate
-    for unread in ("2026-02-01", "2026-02-03"):
-        assert unread not in predicate
+    b1_date = ["2026-02-19"]
+    for day in ["2026-02-02", "2026-02-20", *(b1_date if whole_window else [])]:
+        assert day in predicate
+    for day in ["2026-02-01", "2026-02-03", *([] if whole_window else b1_date)]:
+        assert day not in predicate
 
     files_after = live_files(fct_path)
 
@@ -457,20 +481,34 @@ def landings(draw: st.DrawFn) -> tuple[list[list[dict[str, Any]]], list[datetime
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
-@given(landing=landings())
+@given(landing=landings(), lookbacks=st.lists(st.sampled_from([1, 3]), min_size=3, max_size=3))
 def test_any_split_and_arrival_order_gives_the_rule_and_the_rebuild(
     spark: SparkSession,
     make_ctx: ContextFactory,
     tmp_path_factory: pytest.TempPathFactory,
     landing: tuple[list[list[dict[str, Any]]], list[datetime]],
+    lookbacks: list[int],
 ) -> None:
+    """After every batch, the incremental that reads only what landed since its last MERGE
+    gives the same `fct_orders` as one that reads the whole window each time (also when the
+    lookback widens between runs), and both follow the rule."""
     batches, times = landing
     folder = tmp_path_factory.mktemp("arrivals")
-    incremental_wh, rebuild_wh = folder / "incremental", folder / "rebuild"
-    for rows, moment in zip(batches, times, strict=True):
+    incremental_wh, whole_wh, rebuild_wh = (
+        folder / "incremental",
+        folder / "whole-window",
+        folder / "rebuild",
+    )
+    for rows, moment, lookback in zip(batches, times, lookbacks, strict=False):
         if rows:
             append_landing(spark, incremental_wh, rows)
-        run_incremental(make_ctx(moment, make_config(incremental_wh)))
+            append_landing(spark, whole_wh, rows)
+        run_incremental(make_ctx(moment, make_config(incremental_wh)), lookback)
+        incremental.run(
+            make_ctx(moment, make_config(whole_wh)),
+            incremental.IncrementalParams(lookback, whole_window=True),
+        )
+        assert Counter(fct_list(spark, incremental_wh)) == Counter(fct_list(spark, whole_wh))
     incremental_rows = assert_fct_follows_the_rule(spark, incremental_wh)
 
     shutil.copytree(incremental_wh / "orders_landing", rebuild_wh / "orders_landing")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 
 from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -47,20 +48,69 @@ class Commit:
     parameters: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     metrics: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     user_metadata: str | None = None
+    read_version: int | None = None
 
     def metric(self, name: str) -> int:
         """Return an integer operation metric, 0 when Delta did not record it."""
         value = self.metrics.get(name)
         return int(value) if value not in (None, "") else 0
 
+    @property
+    def run_id(self) -> str | None:
+        """The run that made the commit: its `userMetadata`, or the `run_id` of a tag."""
+        tag = _tag(self.user_metadata)
+        return self.user_metadata if tag is None else str(tag.get("run_id"))
+
+    @property
+    def state(self) -> Mapping[str, object]:
+        """What the run recorded with the commit (see `run_tag`); empty when nothing."""
+        return MappingProxyType(_tag(self.user_metadata) or {})
+
+
+def run_tag(run_id: str, state: Mapping[str, object]) -> str:
+    """Return a commit's `userMetadata` that names its run and records `state` with it,
+    atomically with the commit: `{"run_id": "...", ...}`."""
+    return json.dumps({"run_id": run_id, **state}, sort_keys=True, default=str)
+
+
+def _tag(user_metadata: str | None) -> dict[str, object] | None:
+    if not user_metadata or not user_metadata.startswith("{"):
+        return None
+    try:
+        tag = json.loads(user_metadata)
+    except ValueError:
+        return None
+    return tag if isinstance(tag, dict) and "run_id" in tag else None
+
 
 def commits(spark: SparkSession, path: str, after_version: int | None = None) -> list[Commit]:
-    """Return the table's commits, oldest first, optionally only those after a version."""
-    history_df = DeltaTable.forPath(spark, path).history()
-    if after_version is not None:
-        history_df = history_df.filter(F.col("version") > after_version)
+    """Return the table's commits, oldest first, optionally only those after a version.
+
+    After a version, only the newest commits are read from the log (`history(n)`), so the
+    cost follows the commits asked for, not the table's age; read again with a larger `n`
+    when commits landed between finding the latest version and reading them.
+    """
+    if after_version is None:
+        return _commits(DeltaTable.forPath(spark, path).history())
+    latest = table_version(spark, path)
+    if latest is None or latest <= after_version:
+        return []
+    wanted = latest - after_version
+    while True:
+        found = _commits(DeltaTable.forPath(spark, path).history(wanted))
+        if len(found) < wanted or found[0].version <= after_version + 1:
+            return [c for c in found if c.version > after_version]
+        wanted *= 2
+
+
+def _commits(history_df: DataFrame) -> list[Commit]:
     rows = history_df.select(
-        "version", "operation", "operationParameters", "operationMetrics", "userMetadata"
+        "version",
+        "operation",
+        "operationParameters",
+        "operationMetrics",
+        "userMetadata",
+        "readVersion",
     ).collect()
     return sorted(
         (
@@ -70,6 +120,7 @@ def commits(spark: SparkSession, path: str, after_version: int | None = None) ->
                 parameters=MappingProxyType(dict(r["operationParameters"] or {})),
                 metrics=MappingProxyType(dict(r["operationMetrics"] or {})),
                 user_metadata=r["userMetadata"],
+                read_version=None if r["readVersion"] is None else int(r["readVersion"]),
             )
             for r in rows
         ),
@@ -97,7 +148,7 @@ def commits_of_run(
     spark: SparkSession, path: str, run_id: str, after_version: int | None = None
 ) -> list[Commit]:
     """Return the commits a run made (tagged with its run id as user metadata)."""
-    return [c for c in commits(spark, path, after_version) if c.user_metadata == run_id]
+    return [c for c in commits(spark, path, after_version) if c.run_id == run_id]
 
 
 def is_unpredicated_overwrite(commit: Commit) -> bool:

@@ -15,6 +15,7 @@ from orders_etl.io.tables import (
     add_landing_columns,
     create_table,
     disable_deletion_vectors,
+    enable_change_feed,
     table_exists,
 )
 from orders_etl.schemas import ORDERS_LANDING
@@ -31,10 +32,13 @@ class Migration:
 
 
 def prepare_landing(spark: SparkSession, warehouse: Warehouse) -> list[str]:
-    """Create `orders_landing`, or add the columns an older one lacks; return columns added."""
+    """Create `orders_landing`, or add the columns an older one lacks and turn its change
+    feed on; return the columns added."""
     path = warehouse.path(ORDERS_LANDING)
     if table_exists(spark, path):
-        return add_landing_columns(spark, path)
+        added = add_landing_columns(spark, path)
+        enable_change_feed(spark, path)
+        return added
     create_table(spark, warehouse, TABLES_BY_NAME[ORDERS_LANDING])
     return []
 

@@ -31,6 +31,7 @@ from orders_etl.schemas import (
 )
 
 DELETION_VECTORS_PROPERTY = "delta.enableDeletionVectors"
+CHANGE_FEED_PROPERTY = "delta.enableChangeDataFeed"
 DELETION_VECTORS_FEATURE = "deletionVectors"
 # Only fct_orders uses deletion vectors (its MERGE then rewrites no unchanged row); every other
 # table says so explicitly, so a reader without deletion-vector support can open it.
@@ -55,14 +56,20 @@ class TableSpec:
 
 
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec(ORDERS_LANDING, LANDING_SCHEMA, properties=_APPEND_ONLY),
+    # The change feed of landing lets `incremental` read only the rows landed since the
+    # landing version its last MERGE read (io/window.py `merged_through`).
+    TableSpec(
+        ORDERS_LANDING,
+        LANDING_SCHEMA,
+        properties=MappingProxyType({**_APPEND_ONLY, CHANGE_FEED_PROPERTY: "true"}),
+    ),
     TableSpec(ORDERS_QUARANTINE, QUARANTINE_SCHEMA, properties=_APPEND_ONLY),
     TableSpec(
         FCT_ORDERS,
         FCT_ORDERS_SCHEMA,
         partition_columns=("order_date",),
         properties=MappingProxyType(
-            {DELETION_VECTORS_PROPERTY: "true", "delta.enableChangeDataFeed": "true"}
+            {DELETION_VECTORS_PROPERTY: "true", CHANGE_FEED_PROPERTY: "true"}
         ),
     ),
     TableSpec(DAILY_REVENUE, DAILY_REVENUE_SCHEMA, properties=_NO_DELETION_VECTORS),
@@ -159,6 +166,31 @@ def table_version(spark: SparkSession, path: str) -> int | None:
     except Exception:
         row = DeltaTable.forPath(spark, path).history(1).select("version").first()
         return None if row is None else int(row["version"])
+
+
+def table_id(spark: SparkSession, path: str) -> str:
+    """Return the Delta table id of the table at `path` (a new id when it is recreated).
+
+    Read from the snapshot's metadata in the Delta log (no Spark job); falls back to
+    `DESCRIBE DETAIL` if that internal call is not available in this Delta build.
+    """
+    try:
+        return str(_snapshot(spark, path).metadata().id())
+    except Exception:
+        row = DeltaTable.forPath(spark, path).detail().select("id").first()
+        assert row is not None
+        return str(row["id"])
+
+
+def enable_change_feed(spark: SparkSession, path: str) -> bool:
+    """Turn the change data feed on for the table at `path` (one metadata-only commit);
+    return whether the property had to change."""
+    if (table_property(spark, path, CHANGE_FEED_PROPERTY) or "false").lower() == "true":
+        return False
+    spark.sql(
+        f"ALTER TABLE {delta_path_sql(path)} SET TBLPROPERTIES ('{CHANGE_FEED_PROPERTY}' = 'true')"
+    )
+    return True
 
 
 def deletion_vectors_on(value: str | None) -> bool:

@@ -5,6 +5,9 @@ fct_orders) - lookback` (all of landing while `fct_orders` is empty). A version 
 weeks after its `event_time` is still inside the window of the run after it lands, because
 the window follows arrival, not event time. The lookback covers a landing run that commits
 after a later-stamped one and clocks that disagree.
+
+Only the window's rows landed since the last MERGE are read when that gives the same
+`fct_orders` (io/window.py explains when); `whole_window` reads the whole window always.
 """
 
 from __future__ import annotations
@@ -16,13 +19,20 @@ from functools import partial
 from typing import Any
 
 from orders_etl.context import CommandResult, RunContext
-from orders_etl.io.history import commits_of_run, touched_partitions
+from orders_etl.io.history import commits_of_run, run_tag, touched_partitions
 from orders_etl.io.migration import prepare_landing
 from orders_etl.io.tables import ensure_table, read_table, table_version
-from orders_etl.io.window import current_dates, distinct_dates, watermark
+from orders_etl.io.window import (
+    current_dates,
+    distinct_dates,
+    landing_rows,
+    merged_through,
+    watermark,
+    window_mark,
+)
 from orders_etl.io.writes import merge_latest_versions, retry_on_conflict
 from orders_etl.schemas import FCT_ORDERS, ORDERS_LANDING
-from orders_etl.session import concurrently
+from orders_etl.session import commits_tagged, concurrently
 from orders_etl.transforms.latest import dedupe_latest_version
 from orders_etl.transforms.stage import filter_ingested_since, stage_versions
 
@@ -32,6 +42,7 @@ class IncrementalParams:
     """`incremental`'s arguments."""
 
     lookback_days: int
+    whole_window: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,6 +62,8 @@ class IncrementalResult(CommandResult):
     deletion_vectors_added: int = 0
     partitions_touched: tuple[str, ...] = ()
     merge_dates_read: int | None = None
+    landing_version: int | None = None
+    read_after_landing_version: int | None = None
 
     @property
     def left_alone(self) -> int:
@@ -76,6 +89,8 @@ class IncrementalResult(CommandResult):
         }
         if self.merge_dates_read is not None:
             metrics["merge_dates_read"] = self.merge_dates_read
+        metrics["landing_version"] = self.landing_version
+        metrics["read_after_landing_version"] = self.read_after_landing_version
         return metrics
 
     def summary(self) -> str:
@@ -88,33 +103,49 @@ class IncrementalResult(CommandResult):
         )
 
 
-def merge_window(ctx: RunContext, lookback_days: int) -> IncrementalResult:
+def merge_window(
+    ctx: RunContext, lookback_days: int, whole_window: bool = False
+) -> IncrementalResult:
     """One try of the incremental: read the window, dedupe, MERGE; return what it did."""
     spark = ctx.spark
-    fct_path = ctx.warehouse.path(FCT_ORDERS)
+    fct_path, landing_path = ctx.warehouse.path(FCT_ORDERS), ctx.warehouse.path(ORDERS_LANDING)
+    landing_version = table_version(spark, landing_path)
     version_before = table_version(spark, fct_path)
-    fct_df = read_table(spark, ctx.warehouse, FCT_ORDERS)
+    assert landing_version is not None and version_before is not None
+    fct_df = read_table(spark, ctx.warehouse, FCT_ORDERS, version_before)
     high = watermark(fct_df)
     since = None if high is None else high - timedelta(days=lookback_days)
-    window_df = filter_ingested_since(
-        stage_versions(read_table(spark, ctx.warehouse, ORDERS_LANDING)), since
-    ).localCheckpoint()
-    latest_df = dedupe_latest_version(window_df).localCheckpoint()
-    source_rows, deduped_rows = concurrently([window_df.count, latest_df.count])
+    read = window_mark(spark, landing_path, landing_version, since)
+    after = (
+        None
+        if whole_window
+        else merged_through(spark, fct_path, version_before, landing_path, read)
+    )
     result = IncrementalResult(
         watermark=high,
         window_since=since,
-        source_rows=source_rows,
-        deduped_rows=deduped_rows,
+        source_rows=0,
+        deduped_rows=0,
         fct_version=version_before,
+        landing_version=landing_version,
+        read_after_landing_version=after,
     )
+    if after == landing_version:
+        return result
+    window_df = filter_ingested_since(
+        stage_versions(landing_rows(spark, landing_path, landing_version, after)), since
+    ).localCheckpoint()
+    latest_df = dedupe_latest_version(window_df).localCheckpoint()
+    source_rows, deduped_rows = concurrently([window_df.count, latest_df.count])
+    result = replace(result, source_rows=source_rows, deduped_rows=deduped_rows)
     if result.deduped_rows == 0:
         return result
     dates_in_window, dates_now = concurrently(
         [partial(distinct_dates, latest_df), partial(current_dates, fct_df, latest_df)]
     )
     dates = sorted(set(dates_in_window) | set(dates_now))
-    merge_latest_versions(spark, fct_path, latest_df, dates)
+    with commits_tagged(spark, run_tag(ctx.run_id, read.as_state())):
+        merge_latest_versions(spark, fct_path, latest_df, dates)
     merge = [
         c
         for c in commits_of_run(spark, fct_path, ctx.run_id, version_before)
@@ -144,5 +175,7 @@ def run(ctx: RunContext, params: IncrementalParams) -> IncrementalResult:
     prepare_landing(ctx.spark, ctx.warehouse)
     ensure_table(ctx.spark, ctx.warehouse, FCT_ORDERS)
     return retry_on_conflict(
-        lambda: merge_window(ctx, params.lookback_days), ctx.config.retries, "incremental MERGE"
+        lambda: merge_window(ctx, params.lookback_days, params.whole_window),
+        ctx.config.retries,
+        "incremental MERGE",
     )
