@@ -16,11 +16,13 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 
 from orders_etl.io.tables import (
+    CHANGE_FEED_PROPERTY,
     TABLES,
     TABLES_BY_NAME,
     Warehouse,
     create_table,
     table_exists,
+    table_property,
     table_version,
 )
 from orders_etl.pipeline import migrate
@@ -155,9 +157,12 @@ def test_migrate_adds_the_missing_columns_to_a_legacy_landing_in_place(
     assert result.metrics["landing_columns_added"] == ADDED_COLUMNS
     assert "orders_landing" not in result.metrics["tables_created"]
     version = table_version(spark, str(landing))
-    assert version == 1
-    # One metadata-only commit: no data file added, removed or rewritten.
+    assert version == 2
+    # Two metadata-only commits (the columns, then the change data feed turned on, a writer
+    # feature, so the protocol too): no data file added, removed or rewritten.
     assert _commit_actions(landing, 1) == {"commitInfo", "metaData"}
+    assert _commit_actions(landing, 2) == {"commitInfo", "metaData", "protocol"}
+    assert table_property(spark, str(landing), CHANGE_FEED_PROPERTY) == "true"
     assert _live_files(landing) == files_before
     landing_df = spark.read.format("delta").load(str(landing))
     assert {Path(f).name for f in landing_df.inputFiles()} == files_before
