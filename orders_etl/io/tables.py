@@ -182,10 +182,15 @@ def table_id(spark: SparkSession, path: str) -> str:
         return str(row["id"])
 
 
+def change_feed_on(spark: SparkSession, path: str) -> bool:
+    """Tell whether the table at `path` records its change data feed."""
+    return (table_property(spark, path, CHANGE_FEED_PROPERTY) or "false").lower() == "true"
+
+
 def enable_change_feed(spark: SparkSession, path: str) -> bool:
     """Turn the change data feed on for the table at `path` (one metadata-only commit);
     return whether the property had to change."""
-    if (table_property(spark, path, CHANGE_FEED_PROPERTY) or "false").lower() == "true":
+    if change_feed_on(spark, path):
         return False
     spark.sql(
         f"ALTER TABLE {delta_path_sql(path)} SET TBLPROPERTIES ('{CHANGE_FEED_PROPERTY}' = 'true')"

@@ -23,7 +23,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from orders_etl.io.history import commits
-from orders_etl.io.tables import CHANGE_FEED_PROPERTY, table_id, table_property
+from orders_etl.io.tables import change_feed_on, table_id
 
 
 def watermark(fct_df: DataFrame) -> datetime | None:
@@ -135,7 +135,7 @@ def _appends_since(spark: SparkSession, landing_path: str, version: int) -> bool
     """Tell whether every landing commit after `version` is an append, with the change feed
     on: then the feed holds exactly the rows those commits added, and no file they added
     can have been compacted or vacuumed away."""
-    if (table_property(spark, landing_path, CHANGE_FEED_PROPERTY) or "").lower() != "true":
+    if not change_feed_on(spark, landing_path):
         return False
     return all(
         c.operation == "WRITE" and c.parameters.get("mode") == "Append"
