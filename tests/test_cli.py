@@ -4,6 +4,7 @@ Spark session, plus the argument checks that must fail before Spark starts."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -18,9 +19,10 @@ from pyspark.sql import SparkSession
 
 from orders_etl import cli
 from orders_etl.arguments import guarded_range
+from orders_etl.context import RunContext
 from orders_etl.io.tables import TABLES, table_exists, table_version
 from orders_etl.pipeline import rollup
-from tests.conftest import ContextFactory
+from tests.conftest import ContextFactory, make_config
 from tests.helpers import event, fct_rows, land_path, landing_dicts, run_incremental, write_batch
 from tests.reference import expected_fct, expected_revenue, rows_to_versions
 
@@ -73,12 +75,20 @@ def _revenue_rows(spark: SparkSession, warehouse: Path) -> set[tuple[Any, ...]]:
     return {tuple(r) for r in df.select(*columns).collect()}
 
 
-def _landed_and_merged(make_ctx: ContextFactory, folder: Path) -> Path:
-    """Land the first batch and merge it into fct_orders at T0, in-process."""
-    batch = write_batch(folder, "b0.jsonl", FIRST_BATCH)
-    land_path(make_ctx(T0), batch)
-    run_incremental(make_ctx(T0))
-    return batch
+@pytest.fixture(scope="module")
+def merged_base(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first batch landed and merged into fct_orders at T0, in-process, once a module."""
+    root = tmp_path_factory.mktemp("merged") / "warehouse"
+    batch = write_batch(root.parent / "in", "b0.jsonl", FIRST_BATCH)
+    config, moment = make_config(root), datetime.fromisoformat(T0)
+    land_path(RunContext(config, moment, "base-land", spark=spark), batch)
+    run_incremental(RunContext(config, moment, "base-incremental", spark=spark))
+    return root
+
+
+def _landed_and_merged(base: Path, warehouse: Path) -> None:
+    """This test's own copy of the landed and merged base warehouse."""
+    shutil.copytree(base, warehouse, dirs_exist_ok=True)
 
 
 def test_migrate_creates_the_tables_then_changes_nothing(
@@ -137,12 +147,13 @@ def test_incremental_merges_landing_into_fct_orders(
 
 def test_backfill_dry_run_reports_and_the_rebuild_applies_a_late_version(
     spark: SparkSession,
+    merged_base: Path,
     make_ctx: ContextFactory,
     warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(make_ctx, tmp_path / "in")
+    _landed_and_merged(merged_base, warehouse)
     land_path(make_ctx(T1), write_batch(tmp_path / "in", "b1.jsonl", LATE_BATCH))
     before = fct_rows(spark, warehouse)
     fct_version = table_version(spark, str(warehouse / "fct_orders"))
@@ -181,12 +192,13 @@ def test_backfill_dry_run_reports_and_the_rebuild_applies_a_late_version(
 
 def test_rollup_versions_a_revised_day_and_refuses_to_go_back_in_time(
     spark: SparkSession,
+    merged_base: Path,
     make_ctx: ContextFactory,
     warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(make_ctx, tmp_path / "in")
+    _landed_and_merged(merged_base, warehouse)
 
     assert run_cli(capsys, warehouse, T0, "rollup")[0] == 0
 
@@ -221,12 +233,13 @@ def test_rollup_versions_a_revised_day_and_refuses_to_go_back_in_time(
 
 def test_verify_passes_on_a_consistent_warehouse_and_exits_1_on_a_lost_order(
     spark: SparkSession,
+    merged_base: Path,
     make_ctx: ContextFactory,
     warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(make_ctx, tmp_path / "in")
+    _landed_and_merged(merged_base, warehouse)
     rollup.run(make_ctx(T0))
 
     code, out, _ = run_cli(capsys, warehouse, T0, "verify")
@@ -252,12 +265,13 @@ def test_verify_passes_on_a_consistent_warehouse_and_exits_1_on_a_lost_order(
 
 def test_revenue_prints_the_figures_known_at_a_time(
     spark: SparkSession,
+    merged_base: Path,
     make_ctx: ContextFactory,
     warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(make_ctx, tmp_path / "in")
+    _landed_and_merged(merged_base, warehouse)
     rollup.run(make_ctx(T0))
     versions = _versions(spark, warehouse)
 

@@ -28,11 +28,13 @@ from typing import Any, ClassVar
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from orders_etl import cli
 from orders_etl.io.maintenance import purge_deletion_vectors
 from orders_etl.io.tables import delta_path_sql, disable_deletion_vectors, table_detail
 from orders_etl.io.writes import UnpredicatedOverwriteRefused, dates_in_sql, overwrite_partitions
+from orders_etl.schemas import AMOUNT_TYPE
 from orders_etl.session import spark_log_path
 from tests.helpers import NOTIFY_TOML, event, live_files, write_batch
 
@@ -353,14 +355,12 @@ def test_the_webhook_url_never_leaks(
     ]
     for number, (name, url) in enumerate(cases, start=1):
         handler.status = 500 if name == "HTTP 500" else 200
-        late = write_batch(
-            tmp_path / f"late{number}",
-            "batch.jsonl",
-            [event(f"late{number}", "2026-03-02T11:00:00Z", amount=f"{number}.00")],
+        # A change to published 2026-03-02 (w1's amount) for the rollup to announce; landing
+        # and merging it would not touch the webhook.
+        DeltaTable.forPath(spark, str(warehouse / "fct_orders")).update(
+            "order_id = 'w1'", {"amount": (F.col("amount") + F.lit(number)).cast(AMOUNT_TYPE)}
         )
         moment = f"2026-03-10T{12 + number:02d}:00:00Z"
-        assert run("land", "--source", str(late), "--processing-time", moment) == 0
-        assert run("incremental", "--processing-time", moment) == 0
         monkeypatch.setenv("ORDERS_ETL_REVISION_WEBHOOK", url)
         assert run("rollup", "--processing-time", moment) == 0, name
         monkeypatch.delenv("ORDERS_ETL_REVISION_WEBHOOK")
