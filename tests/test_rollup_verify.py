@@ -8,7 +8,6 @@ import random
 import shutil
 import socket
 import threading
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,13 +25,11 @@ from pyspark.sql import functions as F
 from orders_etl import cli
 from orders_etl.config import CONF_DIR_VARIABLE, NotifySettings
 from orders_etl.context import RunContext
-from orders_etl.io import writes
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json
 from orders_etl.io.tables import table_version
 from orders_etl.pipeline import revenue, rollup, verify
 from orders_etl.pipeline.revenue import RevenueParams, figures_as_of
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
-from orders_etl.transforms import revenue as revenue_transforms
 from tests.conftest import ContextFactory, make_config
 from tests.helpers import (
     NOTIFY_TOML,
@@ -235,81 +232,6 @@ def test_rollup_rerun_adds_no_version_with_or_without_a_checkpoint(
     assert (again["days_recomputed"], again["figures_changed"]) == ("all", 0)
     assert revenue_table_version(spark, copied) == table_before
     assert revenue_versions(spark, copied) == versions
-
-
-class Crash(BaseException):
-    """A simulated crash: not an Exception, so nothing retries or records it."""
-
-
-def test_rollup_skips_reading_revisions_back_only_where_none_can_exist(
-    spark: SparkSession, copied: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rollup that versions nothing and finds no version at or after its processing time
-    records no revision without reading them back; the same steps on a copy that always reads
-    them back (the unoptimized path) give the same tables, also across a crash between the
-    versioning MERGE and the revisions append."""
-    control = tmp_path / "control"
-    shutil.copytree(copied, control)
-    real_check = rollup.check_timeline
-    real_diff = revenue_transforms.diff_revisions_at
-    crash_before_insert: list[bool] = []
-    read_back: list[datetime] = []
-
-    def check_never_skipping(ctx: RunContext, version: int | None = None) -> datetime | None:
-        newest = real_check(ctx, version)
-        return datetime.max if str(control) in ctx.warehouse.root else newest
-
-    def counted_diff(revenue_df: DataFrame, moment: datetime) -> DataFrame:
-        read_back.append(naive(moment))
-        return real_diff(revenue_df, moment)
-
-    def insert_or_crash(*args: Any) -> None:
-        if crash_before_insert:
-            raise Crash("crash before the revisions append")
-        writes.insert_new_rows(*args)
-
-    monkeypatch.setattr(rollup, "check_timeline", check_never_skipping)
-    monkeypatch.setattr(rollup, "diff_revisions_at", counted_diff)
-    monkeypatch.setattr(rollup, "insert_new_rows", insert_or_crash)
-
-    def both(moment: datetime, run_id: str, status: str | None = None) -> list[datetime]:
-        """Run the rollup at `moment` on both copies; return the optimized copy's read-backs."""
-        seen = []
-        for root in (copied, control):
-            read_back.clear()
-            if status:
-                DeltaTable.forPath(spark, f"{root}/fct_orders").update(
-                    "order_id = 'o2'", {"status": F.lit(status)}
-                )
-            ctx = RunContext(make_config(root), moment, run_id, spark=spark)
-            if crash_before_insert:
-                with pytest.raises(Crash):
-                    rollup.run(ctx)
-            else:
-                recorded(ctx, "rollup", rollup.run)
-            seen.append(list(read_back))
-        assert seen[1] == [naive(moment)]  # the control always reads back
-        return seen[0]
-
-    p4, p5 = P3 + timedelta(hours=1), P3 + timedelta(hours=2)
-    assert both(P3, "idle") == []  # nothing changed: no read-back
-    # o2 (2026-03-09, published) turns out paid: versioned, then a crash before the revisions
-    # append; the rerun versions nothing but finds p4's versions and records the revision.
-    crash_before_insert.append(True)
-    assert both(p4, "crashed", status="paid") == [naive(p4)]
-    crash_before_insert.clear()
-    assert both(p4, "rerun") == [naive(p4)]
-    assert both(p5, "refunded", status="refunded") == [naive(p5)]
-    assert both(p5 + timedelta(hours=1), "idle-again") == []
-    for table in ("revenue_revisions", "daily_revenue"):
-        rows = [
-            {tuple(r) for r in spark.read.format("delta").load(f"{root}/{table}").collect()}
-            for root in (copied, control)
-        ]
-        assert rows[0] == rows[1], table
-    revisions = spark.read.format("delta").load(f"{copied}/revenue_revisions")
-    per_run = Counter(r["run_id"] for r in revisions.collect())
-    assert per_run == {"published-2-rollup": 5, "rerun": 1, "refunded": 1}
 
 
 def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuumed(

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 from pyspark.sql import functions as F
 
@@ -130,26 +130,18 @@ def changed_dates(ctx: RunContext, after_version: int | None, to_version: int) -
     return ChangedDays([v for v in values if isinstance(v, date)], ChangeFeed.READ)
 
 
-def check_timeline(ctx: RunContext, version: int | None = None) -> datetime | None:
+def check_timeline(ctx: RunContext) -> None:
     """Refuse a processing time earlier than the newest published version: the new versions
-    would break the as-of timeline. Writes nothing. Return the newest moment `daily_revenue`
-    (at `version`, default its latest) holds: the latest `as_of` or `superseded_at`, None when
-    it is empty."""
+    would break the as-of timeline. Writes nothing."""
     if not table_exists(ctx.spark, ctx.warehouse.path(DAILY_REVENUE)):
-        return None
-    row = (
-        read_table(ctx.spark, ctx.warehouse, DAILY_REVENUE, version=version)
-        .agg(F.max("as_of").alias("as_of"), F.max("superseded_at").alias("superseded_at"))
-        .first()
-    )
-    newest: datetime | None = None if row is None else row["as_of"]
+        return
+    row = read_table(ctx.spark, ctx.warehouse, DAILY_REVENUE).agg(F.max("as_of").alias("m")).first()
+    newest: datetime | None = None if row is None else row["m"]
     if newest is not None and newest > ctx.processing_time.replace(tzinfo=None):
         raise GuardRefused(
             f"rollup refused: --processing-time {ctx.processing_time.isoformat()} is before "
             f"the newest published version ({newest.isoformat()}Z)"
         )
-    moments = [m for m in (newest, None if row is None else row["superseded_at"]) if m]
-    return max(moments, default=None)
 
 
 def bring_up_to_date(ctx: RunContext) -> RollupResult:
@@ -157,52 +149,40 @@ def bring_up_to_date(ctx: RunContext) -> RollupResult:
     revisions of past days."""
     spark, wh = ctx.spark, ctx.warehouse
     to_version = table_version(spark, wh.path(FCT_ORDERS))
-    published_version = table_version(spark, wh.path(DAILY_REVENUE))
     assert to_version is not None
-    checked: list[Callable[[], object]] = [
+    checked: list[Callable[[], int | None]] = [
         partial(last_metric, spark, wh, CHECKPOINT_METRIC),
-        partial(check_timeline, ctx, published_version),
+        partial(check_timeline, ctx),
     ]
-    last_checked, newest_checked = concurrently(checked)
-    last = cast(int | None, last_checked)
-    newest = cast(datetime | None, newest_checked)
+    last, _ = concurrently(checked)
     changed = changed_dates(ctx, last, to_version)
     dates = changed.dates
     fct_df = read_table(spark, wh, FCT_ORDERS, version=to_version)
-    published_all = read_table(spark, wh, DAILY_REVENUE, version=published_version)
+    published_all = read_table(spark, wh, DAILY_REVENUE)
     published_df = filter_order_dates(filter_current(published_all), dates=dates)
     recomputed_df = agg_daily_revenue(filter_order_dates(fct_df, dates=dates))
-    changes_df = diff_figures(published_df, recomputed_df)
-    changes = 0
-    if dates != []:  # no day changed: nothing to compare, no Spark job
-        changes_df = changes_df.localCheckpoint()
-        changes = changes_df.count()
+    changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()
+    changes = changes_df.count()
     if changes:
         merge_revenue_versions(
             spark, wh.path(DAILY_REVENUE), changes_df, ctx.processing_time, ctx.run_id
         )
-    # A revision made at this processing time is a version opened or closed at it. With no
-    # MERGE in this try and no version at or after it in the snapshot the figures were
-    # compared with (a try of this run that crashed before recording its revisions would have
-    # left one there), there is none to record: skip reading them back (two Spark jobs).
-    revisions: tuple[Mapping[str, Any], ...] = ()
-    if changes or (newest is not None and newest >= ctx.processing_time.replace(tzinfo=None)):
-        new_revisions_df = (
-            diff_revisions_at(read_table(spark, wh, DAILY_REVENUE), ctx.processing_time)
-            .join(
-                read_table(spark, wh, REVENUE_REVISIONS),
-                on=["order_date", "currency", "as_of"],
-                how="left_anti",
-            )
-            .withColumn("run_id", F.lit(ctx.run_id))
-            .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields))
-            .localCheckpoint()
+    new_revisions_df = (
+        diff_revisions_at(read_table(spark, wh, DAILY_REVENUE), ctx.processing_time)
+        .join(
+            read_table(spark, wh, REVENUE_REVISIONS),
+            on=["order_date", "currency", "as_of"],
+            how="left_anti",
         )
-        ordered = new_revisions_df.drop("as_of", "run_id").orderBy("order_date", "currency")
-        revisions = tuple(r.asDict() for r in ordered.collect())
-        if revisions:
-            keys = ("order_date", "currency", "as_of")
-            insert_new_rows(spark, wh.path(REVENUE_REVISIONS), new_revisions_df, keys)
+        .withColumn("run_id", F.lit(ctx.run_id))
+        .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields))
+        .localCheckpoint()
+    )
+    ordered = new_revisions_df.drop("as_of", "run_id").orderBy("order_date", "currency")
+    revisions = tuple(r.asDict() for r in ordered.collect())
+    if revisions:
+        keys = ("order_date", "currency", "as_of")
+        insert_new_rows(spark, wh.path(REVENUE_REVISIONS), new_revisions_df, keys)
     return RollupResult(
         fct_version=to_version,
         fct_version_from=last,
