@@ -86,9 +86,11 @@ def merged_base(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     return root
 
 
-def _landed_and_merged(base: Path, warehouse: Path) -> None:
-    """This test's own copy of the landed and merged base warehouse."""
-    shutil.copytree(base, warehouse, dirs_exist_ok=True)
+@pytest.fixture
+def merged(merged_base: Path, warehouse: Path) -> Path:
+    """This test's own copy of the landed and merged base, at the test's `warehouse` root."""
+    shutil.copytree(merged_base, warehouse, dirs_exist_ok=True)
+    return warehouse
 
 
 def test_migrate_creates_the_tables_then_changes_nothing(
@@ -147,19 +149,17 @@ def test_incremental_merges_landing_into_fct_orders(
 
 def test_backfill_dry_run_reports_and_the_rebuild_applies_a_late_version(
     spark: SparkSession,
-    merged_base: Path,
+    merged: Path,
     make_ctx: ContextFactory,
-    warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(merged_base, warehouse)
     land_path(make_ctx(T1), write_batch(tmp_path / "in", "b1.jsonl", LATE_BATCH))
-    before = fct_rows(spark, warehouse)
-    fct_version = table_version(spark, str(warehouse / "fct_orders"))
+    before = fct_rows(spark, merged)
+    fct_version = table_version(spark, str(merged / "fct_orders"))
     dates = ("--start-date", "2026-03-01", "--end-date", "2026-03-02")
 
-    code, out, err = run_cli(capsys, warehouse, T1, "backfill", *dates, "--dry-run")
+    code, out, err = run_cli(capsys, merged, T1, "backfill", *dates, "--dry-run")
 
     assert code == 0
     lines = out.splitlines()
@@ -176,73 +176,66 @@ def test_backfill_dry_run_reports_and_the_rebuild_applies_a_late_version(
         ["2026-03-02", "USD", "1", "1", "7.50", "7.50"],
     ]
     assert "would rebuild 2026-03-01..2026-03-02" in err
-    assert table_version(spark, str(warehouse / "fct_orders")) == fct_version
-    assert fct_rows(spark, warehouse) == before
+    assert table_version(spark, str(merged / "fct_orders")) == fct_version
+    assert fct_rows(spark, merged) == before
 
-    code, out, err = run_cli(capsys, warehouse, T1, "backfill", *dates)
+    code, out, err = run_cli(capsys, merged, T1, "backfill", *dates)
 
     assert (code, out) == (0, "")
-    assert fct_rows(spark, warehouse) == expected_fct(
-        rows_to_versions(landing_dicts(spark, warehouse))
-    )
-    last = DeltaTable.forPath(spark, str(warehouse / "fct_orders")).history(1).first()
+    assert fct_rows(spark, merged) == expected_fct(rows_to_versions(landing_dicts(spark, merged)))
+    last = DeltaTable.forPath(spark, str(merged / "fct_orders")).history(1).first()
     assert last is not None
     assert "order_date" in last["operationParameters"]["predicate"]
 
 
 def test_rollup_versions_a_revised_day_and_refuses_to_go_back_in_time(
     spark: SparkSession,
-    merged_base: Path,
+    merged: Path,
     make_ctx: ContextFactory,
-    warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(merged_base, warehouse)
+    assert run_cli(capsys, merged, T0, "rollup")[0] == 0
 
-    assert run_cli(capsys, warehouse, T0, "rollup")[0] == 0
-
-    assert _revenue_rows(spark, warehouse) == {
+    assert _revenue_rows(spark, merged) == {
         (MAR_1, "EUR", 2, Decimal("10.00"), AT_T0, None),
         (MAR_2, "USD", 1, Decimal("7.50"), AT_T0, None),
     }
     land_path(make_ctx(T1), write_batch(tmp_path / "in", "b1.jsonl", LATE_BATCH))
     run_incremental(make_ctx(T1))
 
-    code, out, err = run_cli(capsys, warehouse, T1, "rollup")
+    code, out, err = run_cli(capsys, merged, T1, "rollup")
 
     assert (code, out) == (0, "")
     assert "revisions=1" in err
-    assert _revenue_rows(spark, warehouse) == {
+    assert _revenue_rows(spark, merged) == {
         (MAR_1, "EUR", 2, Decimal("10.00"), AT_T0, AT_T1),
         (MAR_1, "EUR", 2, Decimal("0.00"), AT_T1, None),
         (MAR_2, "USD", 1, Decimal("7.50"), AT_T0, None),
     }
-    current = {(r[0], r[1]): (r[2], r[3]) for r in _revenue_rows(spark, warehouse) if r[5] is None}
-    assert current == expected_revenue(rows_to_versions(landing_dicts(spark, warehouse)))
-    versions = _versions(spark, warehouse)
+    current = {(r[0], r[1]): (r[2], r[3]) for r in _revenue_rows(spark, merged) if r[5] is None}
+    assert current == expected_revenue(rows_to_versions(landing_dicts(spark, merged)))
+    versions = _versions(spark, merged)
 
-    code, out, err = run_cli(capsys, warehouse, T0, "rollup")
+    code, out, err = run_cli(capsys, merged, T0, "rollup")
 
     assert (code, out) == (2, "")
     errors = [line for line in err.splitlines() if ": error: " in line]
     assert len(errors) == 1
     assert "--processing-time" in errors[0]
-    assert _versions(spark, warehouse) == versions
+    assert _versions(spark, merged) == versions
 
 
 def test_verify_passes_on_a_consistent_warehouse_and_exits_1_on_a_lost_order(
     spark: SparkSession,
-    merged_base: Path,
+    merged: Path,
     make_ctx: ContextFactory,
-    warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(merged_base, warehouse)
     rollup.run(make_ctx(T0))
 
-    code, out, _ = run_cli(capsys, warehouse, T0, "verify")
+    code, out, _ = run_cli(capsys, merged, T0, "verify")
 
     assert code == 0
     status = {line.split()[0]: line.split()[1] for line in out.splitlines() if "  " in line}
@@ -250,8 +243,8 @@ def test_verify_passes_on_a_consistent_warehouse_and_exits_1_on_a_lost_order(
         assert status.get(check) == "PASS", out
     assert "FAIL" not in out
 
-    DeltaTable.forPath(spark, str(warehouse / "fct_orders")).delete("order_id = 'o3'")
-    code, out, err = run_cli(capsys, warehouse, T0, "verify", "--json")
+    DeltaTable.forPath(spark, str(merged / "fct_orders")).delete("order_id = 'o3'")
+    code, out, err = run_cli(capsys, merged, T0, "verify", "--json")
 
     assert code == 1
     report = json.loads(out)
@@ -265,17 +258,15 @@ def test_verify_passes_on_a_consistent_warehouse_and_exits_1_on_a_lost_order(
 
 def test_revenue_prints_the_figures_known_at_a_time(
     spark: SparkSession,
-    merged_base: Path,
+    merged: Path,
     make_ctx: ContextFactory,
-    warehouse: Path,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _landed_and_merged(merged_base, warehouse)
     rollup.run(make_ctx(T0))
-    versions = _versions(spark, warehouse)
+    versions = _versions(spark, merged)
 
-    code, out, err = run_cli(capsys, warehouse, T0, "revenue", "--format", "csv")
+    code, out, err = run_cli(capsys, merged, T0, "revenue", "--format", "csv")
 
     assert code == 0
     assert out.splitlines() == [
@@ -286,7 +277,7 @@ def test_revenue_prints_the_figures_known_at_a_time(
     assert "order_date" not in err
 
     code, out, _ = run_cli(
-        capsys, warehouse, T0, "revenue", "--format", "json", "--start-date", "2026-03-02"
+        capsys, merged, T0, "revenue", "--format", "json", "--start-date", "2026-03-02"
     )
 
     assert code == 0
@@ -295,11 +286,11 @@ def test_revenue_prints_the_figures_known_at_a_time(
     ]
 
     code, out, _ = run_cli(
-        capsys, warehouse, T0, "revenue", "--format", "csv", "--as-of", "2026-03-02T11:59:59Z"
+        capsys, merged, T0, "revenue", "--format", "csv", "--as-of", "2026-03-02T11:59:59Z"
     )
 
     assert (code, out.splitlines()) == (0, ["order_date,currency,order_count,revenue"])
-    assert _versions(spark, warehouse) == versions
+    assert _versions(spark, merged) == versions
 
 
 def test_hourly_lands_merges_rolls_up_and_verifies_one_batch(
