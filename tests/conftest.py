@@ -31,10 +31,11 @@ TEST_SPARK = SparkSettings(
             # VACUUM lists a table's folders in this many tasks (Spark's default: 10,000).
             "spark.sql.sources.parallelPartitionDiscovery.parallelism": "2",
             "spark.driver.memory": "2g",
-            # Test data is tiny: compiling generated code costs more than it saves. Side by
-            # side, `make test-fast` took 700 s with Spark's defaults, 626 s with this cache,
-            # 578 s with the cache and no code generation. Subprocess tests (make test) run
-            # conf/local.toml, code generation on.
+            # Test data is tiny: compiling generated code costs more than it saves. One series
+            # of `make test-fast` runs: 700 s with Spark's defaults, 626 s with this cache,
+            # 578 s with the cache and no code generation; a later run of the last took 694 s,
+            # as wide a spread as the gain. Subprocess tests (make test) run conf/local.toml,
+            # code generation on.
             "spark.sql.codegen.cache.maxEntries": "2000",
             "spark.sql.codegen.factoryMode": "NO_CODEGEN",
             "spark.sql.codegen.wholeStage": "false",
