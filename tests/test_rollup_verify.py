@@ -25,8 +25,10 @@ from pyspark.sql import functions as F
 from orders_etl import cli
 from orders_etl.config import CONF_DIR_VARIABLE, NotifySettings
 from orders_etl.context import RunContext
+from orders_etl.errors import GuardRefused
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json
 from orders_etl.io.tables import table_version
+from orders_etl.io.writes import merge_revenue_versions
 from orders_etl.pipeline import revenue, rollup, verify
 from orders_etl.pipeline.revenue import RevenueParams, figures_as_of
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
@@ -232,6 +234,72 @@ def test_rollup_rerun_adds_no_version_with_or_without_a_checkpoint(
     assert (again["days_recomputed"], again["figures_changed"]) == ("all", 0)
     assert revenue_table_version(spark, copied) == table_before
     assert revenue_versions(spark, copied) == versions
+
+
+def current_pairs(spark: SparkSession, root: Path) -> list[tuple[object, ...]]:
+    """(order_date, currency) of every current daily_revenue row, one entry per row."""
+    df = spark.read.format("delta").load(f"{root}/daily_revenue")
+    return sorted(
+        tuple(r)
+        for r in df.filter("superseded_at IS NULL").select("order_date", "currency").collect()
+    )
+
+
+def revision_keys(spark: SparkSession, root: Path) -> list[tuple[object, ...]]:
+    """revenue_revisions without run_id, one entry per row."""
+    df = spark.read.format("delta").load(f"{root}/revenue_revisions").drop("run_id")
+    return sorted(tuple(r) for r in df.collect())
+
+
+@pytest.mark.parametrize("later", [timedelta(0), timedelta(minutes=5)], ids=["same", "later"])
+def test_a_rollup_overtaken_between_its_read_and_its_merge_starts_over(
+    spark: SparkSession,
+    copied: Path,
+    make_ctx: ContextFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    later: timedelta,
+) -> None:
+    """Rollup A has computed its changes when rollup B (same or later processing time)
+    publishes first. A's stale changes must not land: A starts over from B's figures and finds
+    nothing left to version (same time) or is refused by the timeline guard (later time).
+    The warehouse ends as if only B had run: one current row per pair, each revision once."""
+    moment = P2 + timedelta(hours=2)
+    lines = [
+        event("o20", "2026-03-09T15:00:00Z", amount="4.00"),
+        event("o3", "2026-03-10T08:00:00Z", status="refunded", amount="7.50", currency="USD"),
+    ]
+    path = write_batch(tmp_path / "batches", "late.jsonl", lines)
+    land_path(make_ctx(P2 + timedelta(hours=1)), path)
+    run_incremental(make_ctx(P2 + timedelta(hours=1)))
+    revisions_before = revision_keys(spark, copied)
+    control = tmp_path / "control"
+    shutil.copytree(copied, control)
+    control_ctx = RunContext(make_config(control), moment + later, "control", spark=spark)
+    rollup.run(control_ctx)
+
+    overtaken: list[int] = []
+
+    def overtake_then_merge(*args: Any, **kwargs: Any) -> None:
+        if not overtaken:
+            overtaken.append(1)
+            rollup.run(make_ctx(moment + later))  # B, while A holds its computed changes
+        merge_revenue_versions(*args, **kwargs)
+
+    monkeypatch.setattr(rollup, "merge_revenue_versions", overtake_then_merge)
+    if later:
+        with pytest.raises(GuardRefused, match="before the newest published version"):
+            rollup.run(make_ctx(moment))
+    else:
+        again = rollup.run(make_ctx(moment))
+        assert again.figures_changed == 0 and again.revisions == ()
+    assert overtaken == [1]
+
+    pairs = current_pairs(spark, copied)
+    assert len(pairs) == len(set(pairs)), "a pair got two current rows"
+    assert revenue_versions(spark, copied) == revenue_versions(spark, control)
+    assert revision_keys(spark, copied) == revision_keys(spark, control)
+    assert len(revision_keys(spark, control)) > len(revisions_before), "nothing was revised"
 
 
 def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuumed(

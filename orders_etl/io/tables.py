@@ -135,6 +135,15 @@ def _snapshot(spark: SparkSession, path: str) -> Any:
     return delta_log.update(False, empty, empty)
 
 
+def app_transaction(spark: SparkSession, path: str, app_id: str) -> tuple[int, int]:
+    """Return the latest version of the table at `path` and, in that snapshot, the last
+    transaction number application `app_id` committed to it (0 when none): Delta's
+    `SetTransaction` record, read from the log (no Spark job)."""
+    snapshot = _snapshot(spark, path)
+    recorded = snapshot.transactions().get(app_id)
+    return int(snapshot.version()), int(recorded.get()) if recorded.isDefined() else 0
+
+
 def _log_version(spark: SparkSession, path: str) -> int:
     """The latest version in the Delta log at `path`, read afresh (-1 when it has no commit)."""
     return int(_snapshot(spark, path).version())

@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -29,13 +30,21 @@ from pyspark.sql import functions as F
 
 from orders_etl.config import RetrySettings
 from orders_etl.errors import ConcurrentWriteError, GuardRefused
+from orders_etl.io.tables import app_transaction
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
 from orders_etl.transforms.latest import newer_than_sql
 
 log = logging.getLogger(__name__)
 Result = TypeVar("Result")
 
+
+class SupersededWrite(Exception):
+    """Delta skipped a write because another run of the same kind committed after the
+    snapshot it was computed from; retried like a lost conflict."""
+
+
 CONFLICTS: tuple[type[BaseException], ...] = (
+    SupersededWrite,
     DeltaConcurrentModificationException,
     ConcurrentWriteException,
     MetadataChangedException,
@@ -215,16 +224,52 @@ def merge_corrections(
     )
 
 
+# Delta's idempotent-write settings: a write carrying (app id, number) is skipped when the
+# table already holds that number or a higher one for the app id, and conflicts with a
+# concurrent commit that records one.
+TXN_APP_ID_CONF = "spark.databricks.delta.write.txnAppId"
+TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
+REVENUE_WRITER = "orders_etl.rollup"
+
+
+@contextmanager
+def _numbered_write(spark: SparkSession, app_id: str, number: int) -> Iterator[None]:
+    """Make the Delta writes inside the block carry transaction `number` of `app_id`. Only for
+    a block that runs alone in its session: the setting is session-wide."""
+    spark.conf.set(TXN_APP_ID_CONF, app_id)
+    spark.conf.set(TXN_VERSION_CONF, str(number))
+    try:
+        yield
+    finally:
+        spark.conf.unset(TXN_APP_ID_CONF)
+        spark.conf.unset(TXN_VERSION_CONF)
+
+
+def revenue_snapshot(spark: SparkSession, path: str) -> tuple[int, int]:
+    """Return the `daily_revenue` version to compute changes from and the number of the last
+    rollup MERGE in it, which `merge_revenue_versions` expects to still be the last."""
+    return app_transaction(spark, path, REVENUE_WRITER)
+
+
 def merge_revenue_versions(
-    spark: SparkSession, path: str, changes_df: DataFrame, as_of: datetime, run_id: str
+    spark: SparkSession,
+    path: str,
+    changes_df: DataFrame,
+    as_of: datetime,
+    run_id: str,
+    after_merge: int,
 ) -> None:
     """Version changed (day, currency) figures in `daily_revenue`, in one atomic MERGE.
 
     Each changed pair's current row is closed (`superseded_at = as_of`); a pair that still has
-    orders gets a new current row (`as_of`, `superseded_at` null). Idempotent at one `as_of`,
-    whatever snapshot the changes were computed from: a row already published at `as_of` is
-    neither closed nor added again, so two rollups at the same processing time (a race, or a
-    retry after a lost conflict) leave one version per pair and time.
+    orders gets a new current row (`as_of`, `superseded_at` null). Idempotent at one `as_of`:
+    a row already published at `as_of` is neither closed nor added again.
+
+    The changes were computed from the snapshot whose last rollup MERGE was `after_merge`
+    (`revenue_snapshot`); this MERGE commits as number `after_merge + 1`. If another rollup
+    has committed since, Delta skips this one (`SupersededWrite`) or fails it with a conflict,
+    and the caller recomputes: stale changes never land on newer figures, so no pair gets two
+    current rows and no version goes in before a later one.
     """
     moment = F.lit(as_of).cast("timestamp")
     closes = changes_df.select(
@@ -241,7 +286,7 @@ def merge_revenue_versions(
         F.col("new_order_count").alias("order_count"),
         F.col("new_revenue").alias("revenue"),
     )
-    (
+    merge = (
         DeltaTable.forPath(spark, path)
         .alias("t")
         .merge(
@@ -265,5 +310,11 @@ def merge_revenue_versions(
                 "run_id": F.lit(run_id),
             },
         )
-        .execute()
     )
+    with _numbered_write(spark, REVENUE_WRITER, after_merge + 1):
+        metrics = merge.execute().collect()
+    if not metrics:
+        raise SupersededWrite(
+            f"daily_revenue: a rollup committed after MERGE number {after_merge}, "
+            "the figures are recomputed"
+        )

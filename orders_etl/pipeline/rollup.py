@@ -4,7 +4,10 @@ Only days whose orders changed are recomputed: the change data feed of `fct_orde
 the version the last successful rollup reached (kept in the run ledger) names them. Without
 that checkpoint, or when the feed cannot be read (vacuumed, or past the log's retention),
 every day is recomputed, and the run says so. A recomputed day is compared with its published
-figures, so a repeated or crashed-and-rerun rollup adds no version where nothing changed.
+figures, so a repeated or crashed-and-rerun rollup adds no version where nothing changed. The
+versioning MERGE lands only if no other rollup committed since the figures it compared with
+were read; otherwise the rollup starts over from the newer figures (or the timeline guard
+refuses it, when they were published at a later processing time).
 """
 
 from __future__ import annotations
@@ -25,7 +28,12 @@ from orders_etl.io.history import changed_values
 from orders_etl.io.ledger import ROLLUP_CHECKPOINT_METRIC, last_metric
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json, revision_payload
 from orders_etl.io.tables import ensure_table, read_table, table_exists, table_version
-from orders_etl.io.writes import insert_new_rows, merge_revenue_versions, retry_on_conflict
+from orders_etl.io.writes import (
+    insert_new_rows,
+    merge_revenue_versions,
+    retry_on_conflict,
+    revenue_snapshot,
+)
 from orders_etl.schemas import (
     DAILY_REVENUE,
     FCT_ORDERS,
@@ -158,14 +166,20 @@ def bring_up_to_date(ctx: RunContext) -> RollupResult:
     changed = changed_dates(ctx, last, to_version)
     dates = changed.dates
     fct_df = read_table(spark, wh, FCT_ORDERS, version=to_version)
-    published_all = read_table(spark, wh, DAILY_REVENUE)
+    revenue_version, last_merge = revenue_snapshot(spark, wh.path(DAILY_REVENUE))
+    published_all = read_table(spark, wh, DAILY_REVENUE, version=revenue_version)
     published_df = filter_order_dates(filter_current(published_all), dates=dates)
     recomputed_df = agg_daily_revenue(filter_order_dates(fct_df, dates=dates))
     changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()
     changes = changes_df.count()
     if changes:
         merge_revenue_versions(
-            spark, wh.path(DAILY_REVENUE), changes_df, ctx.processing_time, ctx.run_id
+            spark,
+            wh.path(DAILY_REVENUE),
+            changes_df,
+            ctx.processing_time,
+            ctx.run_id,
+            after_merge=last_merge,
         )
     new_revisions_df = (
         diff_revisions_at(read_table(spark, wh, DAILY_REVENUE), ctx.processing_time)
