@@ -10,7 +10,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -251,18 +251,26 @@ def run_session(base: SparkSession, run_id: str) -> SparkSession:
 
 
 @contextmanager
-def commits_tagged(spark: SparkSession, user_metadata: str) -> Iterator[None]:
-    """Tag the Delta commits made inside the block with `user_metadata`, then restore the
-    run's own tag. Only for a block that runs alone in its session: the tag is session-wide."""
-    previous = spark.conf.get(USER_METADATA_CONF, None)
-    spark.conf.set(USER_METADATA_CONF, user_metadata)
+def session_conf(spark: SparkSession, settings: Mapping[str, str]) -> Iterator[None]:
+    """Apply runtime `settings` inside the block, then restore what each key was (unset if it
+    was unset). Only for a block that runs alone in its session: the settings are
+    session-wide."""
+    previous = {key: spark.conf.get(key, None) for key in settings}
+    _apply_runtime_conf(spark, settings)
     try:
         yield
     finally:
-        if previous is None:
-            spark.conf.unset(USER_METADATA_CONF)
-        else:
-            spark.conf.set(USER_METADATA_CONF, previous)
+        for key, value in previous.items():
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
+
+
+def commits_tagged(spark: SparkSession, user_metadata: str) -> AbstractContextManager[None]:
+    """Tag the Delta commits made inside the block with `user_metadata`, then restore the
+    run's own tag."""
+    return session_conf(spark, {USER_METADATA_CONF: user_metadata})
 
 
 def concurrently(actions: Sequence[Callable[[], Result]]) -> list[Result]:

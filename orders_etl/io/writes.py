@@ -9,8 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from typing import TypeVar
 
@@ -32,6 +31,7 @@ from orders_etl.config import RetrySettings
 from orders_etl.errors import ConcurrentWriteError, GuardRefused
 from orders_etl.io.tables import app_transaction
 from orders_etl.schemas import FCT_ORDERS_COLUMNS
+from orders_etl.session import session_conf
 from orders_etl.transforms.latest import newer_than_sql
 
 log = logging.getLogger(__name__)
@@ -232,19 +232,6 @@ TXN_VERSION_CONF = "spark.databricks.delta.write.txnVersion"
 REVENUE_WRITER = "orders_etl.rollup"
 
 
-@contextmanager
-def _numbered_write(spark: SparkSession, app_id: str, number: int) -> Iterator[None]:
-    """Make the Delta writes inside the block carry transaction `number` of `app_id`. Only for
-    a block that runs alone in its session: the setting is session-wide."""
-    spark.conf.set(TXN_APP_ID_CONF, app_id)
-    spark.conf.set(TXN_VERSION_CONF, str(number))
-    try:
-        yield
-    finally:
-        spark.conf.unset(TXN_APP_ID_CONF)
-        spark.conf.unset(TXN_VERSION_CONF)
-
-
 def revenue_snapshot(spark: SparkSession, path: str) -> tuple[int, int]:
     """Return the `daily_revenue` version to compute changes from and the number of the last
     rollup MERGE in it, which `merge_revenue_versions` expects to still be the last."""
@@ -311,7 +298,8 @@ def merge_revenue_versions(
             },
         )
     )
-    with _numbered_write(spark, REVENUE_WRITER, after_merge + 1):
+    numbered = {TXN_APP_ID_CONF: REVENUE_WRITER, TXN_VERSION_CONF: str(after_merge + 1)}
+    with session_conf(spark, numbered):
         metrics = merge.execute().collect()
     if not metrics:
         raise SupersededWrite(
