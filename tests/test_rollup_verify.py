@@ -8,6 +8,7 @@ import random
 import shutil
 import socket
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -26,12 +27,14 @@ from orders_etl import cli
 from orders_etl.config import CONF_DIR_VARIABLE, NotifySettings
 from orders_etl.context import RunContext
 from orders_etl.errors import GuardRefused
+from orders_etl.io import writes
 from orders_etl.io.notify import WEBHOOK_VARIABLE, post_json
 from orders_etl.io.tables import table_version
 from orders_etl.io.writes import merge_revenue_versions
 from orders_etl.pipeline import revenue, rollup, verify
 from orders_etl.pipeline.revenue import RevenueParams, figures_as_of
 from orders_etl.schemas import FCT_ORDERS_COLUMNS, REVENUE_TYPE, STATUSES
+from orders_etl.transforms import revenue as revenue_transforms
 from tests.conftest import ContextFactory, make_config
 from tests.helpers import (
     NOTIFY_TOML,
@@ -300,6 +303,93 @@ def test_a_rollup_overtaken_between_its_read_and_its_merge_starts_over(
     assert revenue_versions(spark, copied) == revenue_versions(spark, control)
     assert revision_keys(spark, copied) == revision_keys(spark, control)
     assert len(revision_keys(spark, control)) > len(revisions_before), "nothing was revised"
+
+
+class Crash(BaseException):
+    """A simulated crash: not an Exception, so nothing retries or records it."""
+
+
+def test_revisions_from_the_changes_equal_reading_them_back_also_across_a_crash(
+    spark: SparkSession, copied: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollup whose snapshot holds no version at or after its processing time takes its
+    revisions from the changes it versioned (or records none when it versioned nothing)
+    instead of reading them back from `daily_revenue`; the same rollups on a copy that always
+    reads them back (the unoptimized path) give the same tables: idle runs, a revised day, a
+    pair that loses its orders, a new currency on a published day, and a crash between the
+    versioning MERGE and the revisions append followed by its rerun."""
+    control = tmp_path / "control"
+    shutil.copytree(copied, control)
+    real_check = rollup.check_timeline
+    paths: list[str] = []
+    crash_before_insert: list[bool] = []
+
+    def check_never_skipping(ctx: RunContext, version: int | None = None) -> datetime | None:
+        newest = real_check(ctx, version)
+        return datetime.max if ctx.warehouse.root == str(control) else newest
+
+    def counted(name: str, real: Callable[..., DataFrame], *args: Any) -> DataFrame:
+        paths.append(name)
+        return real(*args)
+
+    def insert_or_crash(*args: Any) -> None:
+        if crash_before_insert:
+            raise Crash("crash before the revisions append")
+        writes.insert_new_rows(*args)
+
+    monkeypatch.setattr(rollup, "check_timeline", check_never_skipping)
+    monkeypatch.setattr(
+        rollup,
+        "diff_revisions_at",
+        partial(counted, "read back", revenue_transforms.diff_revisions_at),
+    )
+    monkeypatch.setattr(
+        rollup,
+        "revisions_of_changes",
+        partial(counted, "from changes", revenue_transforms.revisions_of_changes),
+    )
+    monkeypatch.setattr(rollup, "insert_new_rows", insert_or_crash)
+
+    def both(moment: datetime, run_id: str, change: dict[str, str] | None = None) -> list[str]:
+        """Run the rollup at `moment` on both copies, after the same `fct_orders` change (an
+        update of o2, o13 or both); return the paths the optimized copy took."""
+        taken = []
+        for root in (copied, control):
+            paths.clear()
+            for order_id, assignment in (change or {}).items():
+                DeltaTable.forPath(spark, f"{root}/fct_orders").update(
+                    f"order_id = '{order_id}'", {k: F.lit(v) for k, v in [assignment.split("=")]}
+                )
+            ctx = RunContext(make_config(root), moment, run_id, spark=spark)
+            if crash_before_insert:
+                with pytest.raises(Crash):
+                    rollup.run(ctx)
+            else:
+                recorded(ctx, "rollup", rollup.run)
+            taken.append(list(paths))
+        assert taken[1] == ["read back"]  # the control always reads back
+        return taken[0]
+
+    p4, p5 = P3 + timedelta(hours=1), P3 + timedelta(hours=2)
+    assert both(P3, "idle") == []  # nothing changed: no revision can exist
+    # o2 (2026-03-09, published) turns out paid: versioned, then a crash before the revisions
+    # append; the rerun versions nothing but finds p4's versions and records the revision.
+    crash_before_insert.append(True)
+    assert both(p4, "crashed", {"o2": "status=paid"}) == ["from changes"]
+    crash_before_insert.clear()
+    assert both(p4, "rerun") == ["read back"]
+    # o2 refunded; o13, the only EUR order of published 2026-03-05, turns out to be in GBP.
+    assert both(p5, "moved", {"o2": "status=refunded", "o13": "currency=GBP"}) == ["from changes"]
+    assert both(p5 + timedelta(hours=1), "idle-again") == []
+    for table in ("revenue_revisions", "daily_revenue"):
+        rows = [
+            {tuple(r) for r in spark.read.format("delta").load(f"{root}/{table}").collect()}
+            for root in (copied, control)
+        ]
+        assert rows[0] == rows[1], table
+    revisions = spark.read.format("delta").load(f"{copied}/revenue_revisions")
+    per_run = Counter(r["run_id"] for r in revisions.collect())
+    assert per_run == {"published-2-rollup": 5, "rerun": 1, "moved": 3}
 
 
 def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuumed(

@@ -18,8 +18,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from orders_etl.context import CommandResult, RunContext
@@ -46,6 +47,7 @@ from orders_etl.transforms.revenue import (
     diff_figures,
     diff_revisions_at,
     filter_current,
+    revisions_of_changes,
 )
 from orders_etl.transforms.stage import filter_order_dates
 
@@ -138,18 +140,26 @@ def changed_dates(ctx: RunContext, after_version: int | None, to_version: int) -
     return ChangedDays([v for v in values if isinstance(v, date)], ChangeFeed.READ)
 
 
-def check_timeline(ctx: RunContext) -> None:
+def check_timeline(ctx: RunContext, version: int | None = None) -> datetime | None:
     """Refuse a processing time earlier than the newest published version: the new versions
-    would break the as-of timeline. Writes nothing."""
+    would break the as-of timeline. Writes nothing. Return the newest moment `daily_revenue`
+    (at `version`, default its latest) holds, its latest `as_of` or `superseded_at`; None when
+    there is none."""
     if not table_exists(ctx.spark, ctx.warehouse.path(DAILY_REVENUE)):
-        return
-    row = read_table(ctx.spark, ctx.warehouse, DAILY_REVENUE).agg(F.max("as_of").alias("m")).first()
-    newest: datetime | None = None if row is None else row["m"]
+        return None
+    row = (
+        read_table(ctx.spark, ctx.warehouse, DAILY_REVENUE, version=version)
+        .agg(F.max("as_of").alias("as_of"), F.max("superseded_at").alias("superseded_at"))
+        .first()
+    )
+    newest: datetime | None = None if row is None else row["as_of"]
     if newest is not None and newest > ctx.processing_time.replace(tzinfo=None):
         raise GuardRefused(
             f"rollup refused: --processing-time {ctx.processing_time.isoformat()} is before "
             f"the newest published version ({newest.isoformat()}Z)"
         )
+    moments = [m for m in (newest, None if row is None else row["superseded_at"]) if m]
+    return max(moments, default=None)
 
 
 def bring_up_to_date(ctx: RunContext) -> RollupResult:
@@ -158,20 +168,25 @@ def bring_up_to_date(ctx: RunContext) -> RollupResult:
     spark, wh = ctx.spark, ctx.warehouse
     to_version = table_version(spark, wh.path(FCT_ORDERS))
     assert to_version is not None
-    checked: list[Callable[[], int | None]] = [
+    revenue_version, last_merge = revenue_snapshot(spark, wh.path(DAILY_REVENUE))
+    checked: list[Callable[[], object]] = [
         partial(last_metric, spark, wh, CHECKPOINT_METRIC),
-        partial(check_timeline, ctx),
+        partial(check_timeline, ctx, revenue_version),
     ]
-    last, _ = concurrently(checked)
+    last_checked, newest_checked = concurrently(checked)
+    last = cast(int | None, last_checked)
+    newest = cast(datetime | None, newest_checked)
     changed = changed_dates(ctx, last, to_version)
     dates = changed.dates
     fct_df = read_table(spark, wh, FCT_ORDERS, version=to_version)
-    revenue_version, last_merge = revenue_snapshot(spark, wh.path(DAILY_REVENUE))
     published_all = read_table(spark, wh, DAILY_REVENUE, version=revenue_version)
     published_df = filter_order_dates(filter_current(published_all), dates=dates)
     recomputed_df = agg_daily_revenue(filter_order_dates(fct_df, dates=dates))
-    changes_df = diff_figures(published_df, recomputed_df).localCheckpoint()
-    changes = changes_df.count()
+    changes_df = diff_figures(published_df, recomputed_df)
+    changes = 0
+    if dates != []:  # no day changed: nothing to compare, no Spark job
+        changes_df = changes_df.localCheckpoint()
+        changes = changes_df.count()
     if changes:
         merge_revenue_versions(
             spark,
@@ -181,22 +196,35 @@ def bring_up_to_date(ctx: RunContext) -> RollupResult:
             ctx.run_id,
             after_merge=last_merge,
         )
-    new_revisions_df = (
-        diff_revisions_at(read_table(spark, wh, DAILY_REVENUE), ctx.processing_time)
-        .join(
+    moment = ctx.processing_time.replace(tzinfo=None)
+    if newest is not None and newest >= moment:
+        # Versions at this processing time were there before this try (a crashed try of this
+        # run left them): read back what they revised and was not recorded yet.
+        revisions_df: DataFrame | None = diff_revisions_at(
+            read_table(spark, wh, DAILY_REVENUE), ctx.processing_time
+        ).join(
             read_table(spark, wh, REVENUE_REVISIONS),
             on=["order_date", "currency", "as_of"],
             how="left_anti",
         )
-        .withColumn("run_id", F.lit(ctx.run_id))
-        .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields))
-        .localCheckpoint()
-    )
-    ordered = new_revisions_df.drop("as_of", "run_id").orderBy("order_date", "currency")
-    revisions = tuple(r.asDict() for r in ordered.collect())
-    if revisions:
-        keys = ("order_date", "currency", "as_of")
-        insert_new_rows(spark, wh.path(REVENUE_REVISIONS), new_revisions_df, keys)
+    elif changes:
+        # The MERGE landed on the snapshot the changes came from, which held nothing at or
+        # after this processing time: its revisions are the changes of published past days.
+        revisions_df = revisions_of_changes(changes_df, published_all, ctx.processing_time)
+    else:
+        revisions_df = None  # nothing versioned now or before at this time: no revision
+    revisions: tuple[Mapping[str, Any], ...] = ()
+    if revisions_df is not None:
+        new_revisions_df = (
+            revisions_df.withColumn("run_id", F.lit(ctx.run_id))
+            .select(*(f.name for f in REVENUE_REVISIONS_SCHEMA.fields))
+            .localCheckpoint()
+        )
+        ordered = new_revisions_df.drop("as_of", "run_id").orderBy("order_date", "currency")
+        revisions = tuple(r.asDict() for r in ordered.collect())
+        if revisions:
+            keys = ("order_date", "currency", "as_of")
+            insert_new_rows(spark, wh.path(REVENUE_REVISIONS), new_revisions_df, keys)
     return RollupResult(
         fct_version=to_version,
         fct_version_from=last,

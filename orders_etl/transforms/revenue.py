@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pyspark.sql import DataFrame, Window
+from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from orders_etl.schemas import REVENUE_STATUSES, REVENUE_TYPE
@@ -83,6 +83,26 @@ def diff_figures(current_df: DataFrame, recomputed_df: DataFrame) -> DataFrame:
     )
 
 
+def _as_revisions(changed_df: DataFrame, revenue_df: DataFrame, at: Column) -> DataFrame:
+    """Keep the changed (`order_date`, `currency`) pairs that are revisions at `at`: on a day
+    before `at`'s date that had figures published before `at` in `revenue_df`."""
+    published = revenue_df.filter(F.col("as_of") < at).select("order_date").distinct()
+    return (
+        changed_df.join(published, on="order_date", how="left_semi")
+        .filter(F.col("order_date") < F.to_date(at))
+        .select(
+            *CHANGE_COLUMNS,
+            (F.coalesce("new_order_count", F.lit(0)) - F.coalesce("previous_order_count", F.lit(0)))
+            .cast("long")
+            .alias("order_count_difference"),
+            (F.coalesce("new_revenue", F.lit(0)) - F.coalesce("previous_revenue", F.lit(0)))
+            .cast(REVENUE_TYPE)
+            .alias("revenue_difference"),
+            at.alias("as_of"),
+        )
+    )
+
+
 def diff_revisions_at(revenue_df: DataFrame, moment: datetime) -> DataFrame:
     """Read back from `daily_revenue`'s versions the revisions made at `moment`: one row per
     (`order_date`, `currency`) whose figures changed at `moment`, on a day before `moment`'s
@@ -104,22 +124,18 @@ def diff_revisions_at(revenue_df: DataFrame, moment: datetime) -> DataFrame:
         F.col("order_count").alias("new_order_count"),
         F.col("revenue").alias("new_revenue"),
     )
-    published = revenue_df.filter(F.col("as_of") < at).select("order_date").distinct()
-    return (
-        closed.join(opened, on=["order_date", "currency"], how="full_outer")
-        .join(published, on="order_date", how="left_semi")
-        .filter(F.col("order_date") < F.to_date(at))
-        .select(
-            *CHANGE_COLUMNS,
-            (F.coalesce("new_order_count", F.lit(0)) - F.coalesce("previous_order_count", F.lit(0)))
-            .cast("long")
-            .alias("order_count_difference"),
-            (F.coalesce("new_revenue", F.lit(0)) - F.coalesce("previous_revenue", F.lit(0)))
-            .cast(REVENUE_TYPE)
-            .alias("revenue_difference"),
-            at.alias("as_of"),
-        )
-    )
+    changed = closed.join(opened, on=["order_date", "currency"], how="full_outer")
+    return _as_revisions(changed, revenue_df, at)
+
+
+def revisions_of_changes(
+    changes_df: DataFrame, revenue_df: DataFrame, moment: datetime
+) -> DataFrame:
+    """The revisions that versioning `changes_df` (`diff_figures` of `revenue_df`'s current
+    figures) at `moment` makes, when `revenue_df` holds no version opened or closed at or
+    after `moment`: the rows `diff_revisions_at` reads back after that MERGE, without reading
+    `daily_revenue` again."""
+    return _as_revisions(changes_df, revenue_df, F.lit(moment).cast("timestamp"))
 
 
 def filter_first_reported(versions_df: DataFrame) -> DataFrame:
