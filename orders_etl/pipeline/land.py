@@ -43,6 +43,10 @@ from orders_etl.transforms.parse import (
     with_ingested_at,
 )
 
+# Rows of one landing or quarantine data file: a small batch lands as one file, a backlog
+# of millions of lines as several, written in parallel.
+ROWS_PER_FILE = 1_000_000
+
 
 @dataclass(frozen=True)
 class LandParams:
@@ -142,16 +146,25 @@ def _file_counts(parsed_df: DataFrame) -> tuple[list[FileCounts], dict[str, Coun
 
 
 def _write_new(
-    ctx: RunContext, table: str, rows_df: DataFrame, shas: Sequence[str], columns: Sequence[str]
+    ctx: RunContext,
+    table: str,
+    rows_df: DataFrame,
+    shas: Sequence[str],
+    columns: Sequence[str],
+    rows: int,
 ) -> int:
-    """Append the rows of files the table does not hold yet; return how many files were written."""
+    """Append the rows of files the table does not hold yet, about `rows` of them, in one data
+    file per `ROWS_PER_FILE` (the tasks that write them run in parallel); return how many
+    files of the batch were written."""
     path = ctx.warehouse.path(table)
+    files = max(1, -(-rows // ROWS_PER_FILE))
 
     def attempt() -> int:
         todo = sorted(set(shas) - contents_present(ctx.spark, path, shas))
         if todo:
             out_df = with_ingested_at(
-                rows_df.filter(F.col("source_sha256").isin(*todo)), ctx.processing_time
+                rows_df.filter(F.col("source_sha256").isin(*todo)).coalesce(files),
+                ctx.processing_time,
             )
             append_rows(
                 out_df.withColumn("run_id", F.lit(ctx.run_id)).select(*columns),
@@ -190,14 +203,9 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
         first_of_content.setdefault(file.source_sha256, file)
     chosen = list(first_of_content.values())
     duplicates = [f.source_file for f in counts if first_of_content[f.source_sha256] is not f]
-    chosen_df = parsed_df.join(
-        spark.createDataFrame(
-            [(f.source_file, f.source_sha256) for f in chosen] or [("", "")],
-            "source_file string, source_sha256 string",
-        ),
-        on=["source_file", "source_sha256"],
-        how="left_semi",
-    )
+    # A filter, not a join: a join with a DataFrame made on the driver has no size estimate,
+    # so Spark plans a shuffle of every parsed row for it (and then writes them in one task).
+    chosen_df = parsed_df.filter(F.col("source_file").isin(*(f.source_file for f in chosen)))
 
     valid_shas = [f.source_sha256 for f in chosen if f.valid]
     rejected_shas = [f.source_sha256 for f in chosen if f.rejected]
@@ -223,6 +231,7 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
         filter_valid_rows(chosen_df),
         [f.source_sha256 for f in todo if f.valid],
         [f.name for f in LANDING_SCHEMA.fields],
+        rows=sum(f.valid for f in todo),
     )
     _write_new(
         ctx,
@@ -230,6 +239,7 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
         filter_rejected_rows(chosen_df),
         [f.source_sha256 for f in todo if f.rejected],
         [f.name for f in QUARANTINE_SCHEMA.fields],
+        rows=sum(f.rejected for f in todo),
     )
 
     landed, quarantined = concurrently(
