@@ -184,9 +184,13 @@ def run(ctx: RunContext, params: LandParams) -> LandResult:
     if not params.files:
         return LandResult(params.source)
     lines_df = read_batch_lines(spark, list(params.files))
-    parsed_df = parse_order_lines(
-        filter_non_blank_lines(clean_lines(lines_df)), ctx.processing_time
-    ).persist(StorageLevel.MEMORY_AND_DISK)
+    # Kept while the batch is counted and written; a valid line's text is not kept (only
+    # `orders_quarantine` stores it), which makes the kept rows about half as large.
+    parsed_df = (
+        parse_order_lines(filter_non_blank_lines(clean_lines(lines_df)), ctx.processing_time)
+        .withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
+        .persist(StorageLevel.MEMORY_AND_DISK)
+    )
     try:
         return _land_parsed(ctx, params, parsed_df)
     finally:
