@@ -35,8 +35,9 @@ TEST_SPARK = SparkSettings(
             # of `make test-fast` runs: 700 s with Spark's defaults, 626 s with this cache,
             # 578 s with the cache and no code generation; a later run of the last took 694 s,
             # as wide a spread as the gain. The fault tests' subprocesses run the same two
-            # settings (tests/test_faults_kill.py FAULTS_TOML); the other subprocess tests
-            # (spark-submit, cluster, Thrift, large batches) run with code generation on.
+            # settings (tests/test_faults_kill.py FAULTS_TOML), and so do the cluster's jobs;
+            # the other subprocess tests (spark-submit, Thrift, large batches) run with code
+            # generation on.
             "spark.sql.codegen.cache.maxEntries": "2000",
             "spark.sql.codegen.factoryMode": "NO_CODEGEN",
             "spark.sql.codegen.wholeStage": "false",

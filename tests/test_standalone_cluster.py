@@ -41,6 +41,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # Three days of sample batches, one file a day: late events, retries, newer versions, bad lines.
 SAMPLE_START = datetime(2026, 3, 1, tzinfo=UTC)
 BACKFILL = ("--start-date", "2026-03-01", "--end-date", "2026-03-04")
+INTERPRETED = (
+    "--conf",
+    "spark.sql.codegen.factoryMode=NO_CODEGEN",
+    "--conf",
+    "spark.sql.codegen.wholeStage=false",
+)
 
 
 @dataclass(frozen=True)
@@ -216,6 +222,10 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 *options,
                 "--conf",
                 "spark.ui.enabled=false",
+                # Interpreted expressions, as in the fault tests' subprocesses: for these small
+                # batches, compiling generated code (driver and executor) costs more than it
+                # saves. The spark-submit and Thrift tests run with code generation on.
+                *INTERPRETED,
                 str(ROOT / "jobs" / f"{job.command}.py"),
                 *job_flags(job, warehouse),
             ]
