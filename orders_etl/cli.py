@@ -14,6 +14,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, NoReturn
 
@@ -104,6 +105,13 @@ def prepare(argv: Sequence[str]) -> Invocation:
     return Invocation(spec, config, now, args.verbose, arguments, spec.params(args, config, now))
 
 
+def drop_py4j_root_records(record: logging.LogRecord) -> bool:
+    """Drop what py4j logs on the root logger: when the JVM dies during a call it cannot retry,
+    py4j logs the call's traceback with `logging.exception` (not its own logger). The command
+    already reports that failure in one line (`runner.jvm_failure`)."""
+    return not (record.name == "root" and Path(record.pathname).parent.name == "py4j")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `orders-etl` and of every `jobs/<command>.py`; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -114,6 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     logging.getLogger("py4j").setLevel(logging.WARNING)
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(drop_py4j_root_records)
     try:
         invocation = prepare(argv)
     except OrdersEtlError as exc:

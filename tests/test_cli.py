@@ -424,3 +424,20 @@ def test_the_console_script_refuses_bad_arguments_without_starting_a_jvm(
     assert done.stderr.startswith(f"orders-etl {argv[0]}: error: ")
     assert not root.exists()
     assert not logs.exists()
+
+
+def test_py4j_root_tracebacks_are_dropped_and_everything_else_kept() -> None:
+    """py4j logs a lost JVM's failed call with `logging.exception` on the root logger; the
+    command's one error line replaces it (tests/test_large_batches.py kills the JVM)."""
+    import logging
+
+    import py4j.java_gateway
+
+    def record(name: str, pathname: str) -> logging.LogRecord:
+        return logging.LogRecord(
+            name, logging.ERROR, pathname, 1, "Exception while sending command.", None, None
+        )
+
+    assert not cli.drop_py4j_root_records(record("root", py4j.java_gateway.__file__))
+    assert cli.drop_py4j_root_records(record("root", cli.__file__))
+    assert cli.drop_py4j_root_records(record("orders_etl.runner", py4j.java_gateway.__file__))
