@@ -12,11 +12,15 @@ from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from orders_etl import cli
+from orders_etl.errors import DataQualityError
+from orders_etl.io.landing import rows_per_content
 from orders_etl.io.tables import table_version
 from orders_etl.pipeline import land
-from tests.conftest import ContextFactory
+from orders_etl.transforms.parse import filter_valid_rows
+from tests.conftest import ContextFactory, make_config
 from tests.helpers import event, land_path, landing_dicts, write_batch
 
 NOW = "2026-03-02T12:00:00Z"
@@ -173,7 +177,7 @@ def _crash_on_call(monkeypatch: pytest.MonkeyPatch, number: int) -> None:
     real = land._write_new
     calls = iter(range(1, 100))
 
-    def crashing(*args: Any, **kwargs: Any) -> int:
+    def crashing(*args: Any, **kwargs: Any) -> tuple[str, ...]:
         if next(calls) == number:
             raise RuntimeError("simulated crash")
         return real(*args, **kwargs)
@@ -208,6 +212,91 @@ def test_a_crash_between_the_landing_and_quarantine_writes_then_a_rerun_lands_ea
     assert table_version(spark, str(warehouse / "orders_landing")) == landing_version
     assert _lines_of(landing_dicts(spark, warehouse)) == [("b1.jsonl", 1), ("b1.jsonl", 3)]
     assert _lines_of(_quarantine_dicts(spark, warehouse)) == [("b1.jsonl", 2)]
+
+
+_ACCOUNTING_BATCH = [
+    event("o1", "2026-03-01T10:00:00Z"),
+    "{bad",
+    event("o2", "2026-03-01T11:00:00Z"),
+    event("o3", "2026-03-01T12:00:00Z", currency="eur"),
+]
+
+
+@pytest.fixture
+def accounting_batch(tmp_path: Path) -> Path:
+    """One file of two valid lines and two quarantined ones."""
+    return write_batch(tmp_path / "in", "b1.jsonl", _ACCOUNTING_BATCH)
+
+
+def _table_rows(spark: SparkSession, path: Path) -> list[tuple[Any, ...]]:
+    """A table's rows without the columns that name the run, sorted."""
+    df = spark.read.format("delta").load(str(path)).drop("run_id")
+    return sorted(tuple(r) for r in df.collect())
+
+
+def test_the_parse_counts_stand_in_for_the_read_back_and_give_what_it_gives(
+    spark: SparkSession,
+    make_ctx: ContextFactory,
+    warehouse: Path,
+    tmp_path: Path,
+    accounting_batch: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    read_backs: list[str] = []
+
+    def counted(spark_: SparkSession, path: str, shas: Any) -> Any:
+        read_backs.append(path)
+        return rows_per_content(spark_, path, shas)
+
+    monkeypatch.setattr(land, "rows_per_content", counted)
+    fast = land_path(make_ctx(NOW), accounting_batch)
+    assert read_backs == []
+
+    # The same batch into a second warehouse, every count read back from the tables.
+    other = tmp_path / "other"
+    monkeypatch.setattr(land, "_rows_appended_alone", lambda *_: None)
+    slow = land_path(make_ctx(NOW, make_config(other)), accounting_batch)
+    assert len(read_backs) == 2
+
+    assert fast.metrics == slow.metrics
+    assert (fast.metrics["rows_landed"], fast.metrics["rows_quarantined"]) == (2, 2)
+    for table in ("orders_landing", "orders_quarantine"):
+        assert _table_rows(spark, warehouse / table) == _table_rows(spark, other / table)
+
+
+def test_an_append_that_loses_a_row_fails_the_accounting_and_not_the_parse_counts(
+    spark: SparkSession,
+    make_ctx: ContextFactory,
+    warehouse: Path,
+    accounting_batch: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(
+        land,
+        "filter_valid_rows",
+        lambda df: filter_valid_rows(df).filter(F.col("order_id") != "o2"),
+    )
+
+    with pytest.raises(DataQualityError, match="landing accounting does not hold for 1 file"):
+        land_path(make_ctx(NOW), accounting_batch)
+
+    assert sorted(r["order_id"] for r in landing_dicts(spark, warehouse)) == ["o1"]
+
+
+def test_only_this_runs_own_append_lets_the_parse_counts_stand(
+    spark: SparkSession, make_ctx: ContextFactory, warehouse: Path, tmp_path: Path
+) -> None:
+    ctx = make_ctx(NOW)
+    land_path(ctx, write_batch(tmp_path / "a", "a.jsonl", [event("o1", "2026-03-01T10:00:00Z")]))
+    path = str(warehouse / "orders_landing")
+    before = table_version(spark, path)
+    assert before is not None
+    land_path(ctx, write_batch(tmp_path / "b", "b.jsonl", _ACCOUNTING_BATCH))
+
+    assert land._rows_appended_alone(ctx, path, before) == 2
+    assert land._rows_appended_alone(make_ctx(NOW), path, before) is None
+    assert land._rows_appended_alone(ctx, path, None) is None
+    assert land._rows_appended_alone(ctx, path, table_version(spark, path)) == 0
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +118,15 @@ def content_sha256(spark: SparkSession, path: str) -> str:
         stream.close()
 
 
-def read_batch_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
+@dataclass(frozen=True)
+class BatchLines:
+    """A batch read line by line, and the SHA-256 of each of its files by path."""
+
+    lines_df: DataFrame
+    shas: Mapping[str, str]
+
+
+def read_batch_lines(spark: SparkSession, paths: list[str]) -> BatchLines:
     """Read a batch line by line: one row per line, blank ones included, (source_file,
     source_sha256, line_number, line), `.gz` inflated, numbered from 1 within each file.
 
@@ -135,7 +145,7 @@ def read_batch_lines(spark: SparkSession, paths: list[str]) -> DataFrame:
     blocks_df = spark.createDataFrame(
         [(*b, shas[b["source_file"]]) for b in blocks], _BLOCKS_SCHEMA
     )
-    return with_line_numbers(lines_df, F.broadcast(blocks_df))
+    return BatchLines(with_line_numbers(lines_df, F.broadcast(blocks_df)), shas)
 
 
 def _read_lines(spark: SparkSession, paths: list[str]) -> DataFrame:

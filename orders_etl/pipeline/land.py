@@ -6,19 +6,24 @@ Also across crashes and concurrent runs of the same batch:
 - each append carries a Delta application transaction id derived from the files it writes,
   so a retried append after a crash is skipped by Delta, and of two concurrent appends of the
   same files one fails and, on its retry, finds the files landed;
-- the rows of every file are counted back from both tables: landed + quarantined must equal
-  the non-blank lines read, or the run fails with exit 1.
+- the rows of every file are accounted for in both tables: landed + quarantined must equal
+  the non-blank lines read, or the run fails with exit 1. When the only commits a table took
+  since the run read its version are this run's append, and Delta recorded that append as
+  writing the rows counted in the parse (`numOutputRows`), the parse's per-file counts are
+  what the table holds of the files; otherwise (another run committed meanwhile, an append
+  skipped or retried, files found already there, a count that differs) each file's rows are
+  counted back from the table.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from types import MappingProxyType
-from typing import Any
+from typing import Any, cast
 
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame
@@ -26,10 +31,11 @@ from pyspark.sql import functions as F
 
 from orders_etl.context import CommandResult, RunContext
 from orders_etl.errors import DataQualityError
+from orders_etl.io.history import commits
 from orders_etl.io.landing import contents_present, rows_per_content
 from orders_etl.io.migration import prepare_landing
 from orders_etl.io.readers import read_batch_lines
-from orders_etl.io.tables import ensure_table
+from orders_etl.io.tables import ensure_table, table_version
 from orders_etl.io.writes import append_rows, retry_on_conflict
 from orders_etl.schemas import LANDING_SCHEMA, ORDERS_LANDING, ORDERS_QUARANTINE, QUARANTINE_SCHEMA
 from orders_etl.session import concurrently
@@ -150,17 +156,24 @@ def _write_new(
     table: str,
     rows_df: DataFrame,
     shas: Sequence[str],
+    present: set[str],
     columns: Sequence[str],
     rows: int,
-) -> int:
+) -> tuple[str, ...]:
     """Append the rows of files the table does not hold yet, about `rows` of them, in one data
-    file per `ROWS_PER_FILE` (the tasks that write them run in parallel); return how many
-    files of the batch were written."""
+    file per `ROWS_PER_FILE` (the tasks that write them run in parallel); return the hashes
+    of the files written.
+
+    `present` is what the table held of `shas` when the run read it; a retry after a lost
+    conflict reads it again.
+    """
     path = ctx.warehouse.path(table)
     files = max(1, -(-rows // ROWS_PER_FILE))
+    known = [present & set(shas)]
 
-    def attempt() -> int:
-        todo = sorted(set(shas) - contents_present(ctx.spark, path, shas))
+    def attempt() -> tuple[str, ...]:
+        held = known.pop() if known else contents_present(ctx.spark, path, shas)
+        todo = sorted(set(shas) - held)
         if todo:
             out_df = with_ingested_at(
                 rows_df.filter(F.col("source_sha256").isin(*todo)).coalesce(files),
@@ -171,9 +184,42 @@ def _write_new(
                 path,
                 txn_app_id=_app_id(todo),
             )
-        return len(todo)
+        return tuple(todo)
 
     return retry_on_conflict(attempt, ctx.config.retries, f"land into {table}")
+
+
+def _rows_appended_alone(ctx: RunContext, path: str, version_before: int | None) -> int | None:
+    """Return the rows this run appended to the table since `version_before`, or None when
+    another run (or another kind of commit) changed the table since."""
+    if version_before is None:
+        return None
+    since = commits(ctx.spark, path, after_version=version_before)
+    if any(c.run_id != ctx.run_id or c.operation != "WRITE" for c in since):
+        return None
+    return sum(c.metric("numOutputRows") for c in since)
+
+
+def _rows_held(
+    ctx: RunContext,
+    table: str,
+    version_before: int | None,
+    expected: Mapping[str, int],
+    written: Sequence[str],
+    shas: Sequence[str],
+) -> Counter[str]:
+    """Return how many rows the table holds of each hash among `shas` after this run's append.
+
+    `expected` (rows by hash, from the parse) is the answer without a read when this run
+    wrote every hash of it and its append alone changed the table, by exactly that many rows;
+    otherwise the rows are counted back from the table.
+    """
+    path = ctx.warehouse.path(table)
+    if set(written) == set(expected) and _rows_appended_alone(ctx, path, version_before) == sum(
+        expected.values()
+    ):
+        return Counter(expected)
+    return rows_per_content(ctx.spark, path, shas)
 
 
 def run(ctx: RunContext, params: LandParams) -> LandResult:
@@ -183,25 +229,43 @@ def run(ctx: RunContext, params: LandParams) -> LandResult:
     ensure_table(spark, ctx.warehouse, ORDERS_QUARANTINE)
     if not params.files:
         return LandResult(params.source)
-    lines_df = read_batch_lines(spark, list(params.files))
+    batch = read_batch_lines(spark, list(params.files))
     # Kept while the batch is counted and written; a valid line's text is not kept (only
     # `orders_quarantine` stores it), which makes the kept rows about half as large.
     parsed_df = (
-        parse_order_lines(filter_non_blank_lines(clean_lines(lines_df)), ctx.processing_time)
+        parse_order_lines(filter_non_blank_lines(clean_lines(batch.lines_df)), ctx.processing_time)
         .withColumn("raw", F.when(F.col("reason").isNotNull(), F.col("raw")))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:
-        return _land_parsed(ctx, params, parsed_df)
+        return _land_parsed(ctx, params, parsed_df, sorted(set(batch.shas.values())))
     finally:
         parsed_df.unpersist()
 
 
-def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> LandResult:
+def _land_parsed(
+    ctx: RunContext, params: LandParams, parsed_df: DataFrame, shas: Sequence[str]
+) -> LandResult:
     spark = ctx.spark
     landing_path = ctx.warehouse.path(ORDERS_LANDING)
     quarantine_path = ctx.warehouse.path(ORDERS_QUARANTINE)
-    counts, reasons_by_file = _file_counts(parsed_df)
+    # Read before what the tables hold of the batch: a commit after these versions that is
+    # not this run's append means the parse's counts need a read-back (`_rows_held`).
+    version_before = {
+        table: table_version(spark, ctx.warehouse.path(table))
+        for table in (ORDERS_LANDING, ORDERS_QUARANTINE)
+    }
+    # What the tables hold of the batch's files is read while the batch is parsed and
+    # counted: the files' hashes are known before the parse.
+    reads: list[Callable[[], object]] = [
+        partial(_file_counts, parsed_df),
+        partial(contents_present, spark, landing_path, shas),
+        partial(contents_present, spark, quarantine_path, shas),
+    ]
+    counted, in_landing_found, in_quarantine_found = concurrently(reads)
+    counts, reasons_by_file = cast(tuple[list[FileCounts], dict[str, Counter[str]]], counted)
+    in_landing = cast(set[str], in_landing_found)
+    in_quarantine = cast(set[str], in_quarantine_found)
     first_of_content: dict[str, FileCounts] = {}
     for file in counts:
         first_of_content.setdefault(file.source_sha256, file)
@@ -211,14 +275,6 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
     # so Spark plans a shuffle of every parsed row for it (and then writes them in one task).
     chosen_df = parsed_df.filter(F.col("source_file").isin(*(f.source_file for f in chosen)))
 
-    valid_shas = [f.source_sha256 for f in chosen if f.valid]
-    rejected_shas = [f.source_sha256 for f in chosen if f.rejected]
-    in_landing, in_quarantine = concurrently(
-        [
-            partial(contents_present, spark, landing_path, valid_shas),
-            partial(contents_present, spark, quarantine_path, rejected_shas),
-        ]
-    )
     done_before = [
         f
         for f in chosen
@@ -228,28 +284,48 @@ def _land_parsed(ctx: RunContext, params: LandParams, parsed_df: DataFrame) -> L
     ]
     todo = [f for f in chosen if f not in done_before]
     todo_shas = [f.source_sha256 for f in todo]
+    valid_rows = {f.source_sha256: f.valid for f in todo if f.valid}
+    rejected_rows = {f.source_sha256: f.rejected for f in todo if f.rejected}
 
-    _write_new(
+    landing_written = _write_new(
         ctx,
         ORDERS_LANDING,
         filter_valid_rows(chosen_df),
-        [f.source_sha256 for f in todo if f.valid],
+        list(valid_rows),
+        in_landing,
         [f.name for f in LANDING_SCHEMA.fields],
-        rows=sum(f.valid for f in todo),
+        rows=sum(valid_rows.values()),
     )
-    _write_new(
+    quarantine_written = _write_new(
         ctx,
         ORDERS_QUARANTINE,
         filter_rejected_rows(chosen_df),
-        [f.source_sha256 for f in todo if f.rejected],
+        list(rejected_rows),
+        in_quarantine,
         [f.name for f in QUARANTINE_SCHEMA.fields],
-        rows=sum(f.rejected for f in todo),
+        rows=sum(rejected_rows.values()),
     )
 
     landed, quarantined = concurrently(
         [
-            partial(rows_per_content, spark, landing_path, todo_shas),
-            partial(rows_per_content, spark, quarantine_path, todo_shas),
+            partial(
+                _rows_held,
+                ctx,
+                ORDERS_LANDING,
+                version_before[ORDERS_LANDING],
+                valid_rows,
+                landing_written,
+                todo_shas,
+            ),
+            partial(
+                _rows_held,
+                ctx,
+                ORDERS_QUARANTINE,
+                version_before[ORDERS_QUARANTINE],
+                rejected_rows,
+                quarantine_written,
+                todo_shas,
+            ),
         ]
     )
     reasons: Counter[str] = Counter()
