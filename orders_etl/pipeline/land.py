@@ -202,7 +202,7 @@ def _rows_appended_alone(ctx: RunContext, path: str, version_before: int | None)
 
 def _rows_held(
     ctx: RunContext,
-    table: str,
+    path: str,
     version_before: int | None,
     expected: Mapping[str, int],
     written: Sequence[str],
@@ -214,7 +214,6 @@ def _rows_held(
     wrote every hash of it and its append alone changed the table, by exactly that many rows;
     otherwise the rows are counted back from the table.
     """
-    path = ctx.warehouse.path(table)
     if set(written) == set(expected) and _rows_appended_alone(ctx, path, version_before) == sum(
         expected.values()
     ):
@@ -251,10 +250,8 @@ def _land_parsed(
     quarantine_path = ctx.warehouse.path(ORDERS_QUARANTINE)
     # Read before what the tables hold of the batch: a commit after these versions that is
     # not this run's append means the parse's counts need a read-back (`_rows_held`).
-    version_before = {
-        table: table_version(spark, ctx.warehouse.path(table))
-        for table in (ORDERS_LANDING, ORDERS_QUARANTINE)
-    }
+    landing_before = table_version(spark, landing_path)
+    quarantine_before = table_version(spark, quarantine_path)
     # What the tables hold of the batch's files is read while the batch is parsed and
     # counted: the files' hashes are known before the parse.
     reads: list[Callable[[], object]] = [
@@ -311,8 +308,8 @@ def _land_parsed(
             partial(
                 _rows_held,
                 ctx,
-                ORDERS_LANDING,
-                version_before[ORDERS_LANDING],
+                landing_path,
+                landing_before,
                 valid_rows,
                 landing_written,
                 todo_shas,
@@ -320,8 +317,8 @@ def _land_parsed(
             partial(
                 _rows_held,
                 ctx,
-                ORDERS_QUARANTINE,
-                version_before[ORDERS_QUARANTINE],
+                quarantine_path,
+                quarantine_before,
                 rejected_rows,
                 quarantine_written,
                 todo_shas,
