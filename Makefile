@@ -6,6 +6,9 @@ STAMP := $(VENV)/.installed
 WAREHOUSE ?= ./warehouse
 DELTA_ARTIFACT := io.delta:delta-spark_4.2_2.13:4.4.0
 PYTEST_ARGS ?=
+# pytest-xdist workers: each is one Spark session; a test file stays whole on one worker.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast test-faults lint typecheck check demo bench soak dist clean
@@ -26,10 +29,10 @@ $(STAMP): setup.cfg pyproject.toml
 setup: $(STAMP) ## create .venv, install the package and dev tools, cache the Delta jars
 
 test: setup ## run the whole test suite (what CI runs), slowest tests listed at the end
-	$(PY) -m pytest --durations=25 $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) --durations=25 $(PYTEST_ARGS)
 
 test-fast: setup ## what to run on every change: no subprocess JVMs, no slow marks
-	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 test-faults: setup ## the fault tests with the full 5 random SIGKILLs per writing command
 	ORDERS_ETL_KILLS_PER_COMMAND=5 $(PY) -m pytest --durations=25 \
