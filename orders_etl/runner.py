@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import uuid
@@ -58,6 +59,37 @@ _LOST_MARKERS = (
 )
 
 
+_BARE_CALL_ERROR = re.compile(r"An error occurred while calling [\w.:$]+")
+
+
+def _jvm_answers() -> bool:
+    """True when this process has a Spark JVM that still answers a call."""
+    from pyspark import SparkContext
+
+    context = SparkContext._active_spark_context
+    if context is None or context._jvm is None:
+        return False
+    try:
+        context._jvm.java.lang.System.nanoTime()
+    except Exception:
+        return False
+    return True
+
+
+def _connection_broke(exc: BaseException) -> bool:
+    """True for the bare Py4JError (no Java exception, no trace) that py4j raises when the
+    connection to the JVM broke during a call and it gave up retrying (it answers the call
+    with a lone error code then), once the JVM no longer answers."""
+    from py4j.protocol import Py4JError, Py4JJavaError
+
+    return (
+        isinstance(exc, Py4JError)
+        and not isinstance(exc, Py4JJavaError)
+        and _BARE_CALL_ERROR.fullmatch(f"{exc}".strip()) is not None
+        and not _jvm_answers()
+    )
+
+
 def jvm_failure(exc: BaseException) -> str | None:
     """Name a failure of the Spark JVM itself (out of memory, or the JVM lost) in one line
     saying what to change; None for any other failure."""
@@ -70,8 +102,10 @@ def jvm_failure(exc: BaseException) -> str | None:
     )
     if any(marker in text for marker in _MEMORY_MARKERS):
         return f"Spark ran out of memory: {advice}"
-    if isinstance(exc, Py4JNetworkError | ConnectionError) or any(
-        marker in text for marker in _LOST_MARKERS
+    if (
+        isinstance(exc, Py4JNetworkError | ConnectionError)
+        or _connection_broke(exc)
+        or any(marker in text for marker in _LOST_MARKERS)
     ):
         return f"the Spark JVM was lost (killed, or out of memory): {advice}"
     return None

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -195,8 +196,29 @@ def test_a_lost_jvm_is_one_clear_line_and_exit_3(
     assert "Py4J" not in err and "\tat " not in err
 
 
+def test_a_bare_py4j_error_is_a_lost_jvm_only_once_the_jvm_is_gone(spark: SparkSession) -> None:
+    # py4j's answer to a call whose connection broke: a bare error, no Java exception, no trace
+    call = "An error occurred while calling z:org.apache.spark.sql.functions.col"
+    assert jvm_failure(Py4JError(call)) is None  # this process's JVM still answers
+    no_jvm = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from py4j.protocol import Py4JError; "
+            "from orders_etl.runner import jvm_failure; print(jvm_failure(Py4JError(sys.argv[1])))",
+            call,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert no_jvm.stdout.startswith("the Spark JVM was lost (killed, or out of memory)")
+
+
 def test_an_out_of_memory_error_names_what_to_change() -> None:
     message = jvm_failure(RuntimeError("An error occurred: java.lang.OutOfMemoryError: Java heap"))
     assert message is not None and message.startswith("Spark ran out of memory: raise")
     assert jvm_failure(ConnectionRefusedError("refused")) is not None
     assert jvm_failure(ValueError("a bad value")) is None
+    assert jvm_failure(Py4JError("An error occurred while calling o1.x. Trace:\nboom\n")) is None
+    assert jvm_failure(Py4JError("Method x([]) does not exist")) is None
