@@ -230,9 +230,26 @@ def get_spark(
         with _jvm_output_to(None if verbose else spark_log_path()):
             spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    _quiet_when_the_jvm_hangs_up(spark)
     if catalog_root is not None:
         _derby_home(spark, catalog_root)
     return spark
+
+
+def _quiet_when_the_jvm_hangs_up(spark: SparkSession) -> None:
+    """Keep pyspark's accumulator server from printing a traceback when the JVM's connection
+    to it ends mid-update (the JVM was killed or ran out of memory): the command reports that
+    in one line (`runner.jvm_failure`). Any other error of the server is printed as before."""
+    server = getattr(spark.sparkContext, "_accumulatorServer", None)
+    if server is None:
+        return
+    print_traceback = server.handle_error
+
+    def handle_error(request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], EOFError | ConnectionError):
+            print_traceback(request, client_address)
+
+    server.handle_error = handle_error
 
 
 def run_session(base: SparkSession, run_id: str) -> SparkSession:

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -193,7 +194,7 @@ def test_a_lost_jvm_is_one_clear_line_and_exit_3(
         "spark.driver.memory in [spark.conf] of the config (--driver-memory under "
         "spark-submit) or run a smaller batch"
     ], err[-2000:]
-    assert "Py4J" not in err and "\tat " not in err
+    assert "Py4J" not in err and "\tat " not in err and "Traceback" not in err
 
 
 def test_a_bare_py4j_error_is_a_lost_jvm_only_once_the_jvm_is_gone(spark: SparkSession) -> None:
@@ -213,6 +214,23 @@ def test_a_bare_py4j_error_is_a_lost_jvm_only_once_the_jvm_is_gone(spark: SparkS
         check=True,
     )
     assert no_jvm.stdout.startswith("the Spark JVM was lost (killed, or out of memory)")
+
+
+def test_a_jvm_hanging_up_on_the_accumulator_server_prints_no_traceback(
+    spark: SparkSession, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # What a killed JVM does to pyspark's accumulator server: the JVM authenticated, then its
+    # connection ends before the update (the server reads an end of file).
+    server = spark.sparkContext._accumulatorServer
+    address, token = server.server_address, getattr(server, "auth_token", None)
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family) as connection:
+        connection.connect(address)
+        if token:
+            connection.sendall(token.encode("utf-8"))
+    time.sleep(1)  # the server's handler runs in its own thread
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Exception occurred" not in err, err
 
 
 def test_an_out_of_memory_error_names_what_to_change() -> None:
