@@ -186,12 +186,14 @@ def read_record(path: Path) -> PassRecord:
     return PassRecord(**raw, tables=tables)
 
 
-def run_both(work: Path, days: int, orders_per_hour: int) -> None:
-    """Run both passes at once, as two processes of this script (output in `<pass>.log`)."""
+def run_both(work: Path, days: int, orders_per_hour: int, at_once: bool) -> None:
+    """Run both passes as processes of this script (output in `<pass>.log`): at once, or one
+    after the other so that each has the machine to itself."""
     work.mkdir(parents=True, exist_ok=True)
     logs = {name: (work / f"{name}.log").open("w", encoding="utf-8") for name in PASSES}
-    procs = [
-        subprocess.Popen(
+
+    def start(name: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 sys.executable,
                 __file__,
@@ -207,10 +209,12 @@ def run_both(work: Path, days: int, orders_per_hour: int) -> None:
             stdout=logs[name],
             stderr=subprocess.STDOUT,
         )
-        for name in PASSES
-    ]
-    print(f"soak: both passes running; their output goes to {work}/<pass>.log", flush=True)
-    codes = [p.wait() for p in procs]
+
+    print(f"soak: the passes' output goes to {work}/<pass>.log", flush=True)
+    if at_once:
+        codes = [p.wait() for p in [start(name) for name in PASSES]]
+    else:
+        codes = [start(name).wait() for name in PASSES]
     for handle in logs.values():
         handle.close()
     if any(codes):
@@ -332,16 +336,19 @@ def write_chart(kept: PassRecord, plain: PassRecord, out: Path) -> None:
     plt.close(figure)
 
 
-def render(kept: PassRecord, plain: PassRecord, command: str, load: str, chart: Path) -> str:
+def render(
+    kept: PassRecord, plain: PassRecord, command: str, load: str, chart: Path, at_once: bool
+) -> str:
     """The soak report."""
     runs = len(kept.run_seconds)
+    how = "Both passes ran at once" if at_once else "The passes ran one after the other"
     return "\n".join(
         [
             "# Soak: hourly runs over simulated days, with and without `maintain`",
             "",
             f"Command: `{command}`. {kept.days} simulated days, {runs} `hourly` runs per pass, "
             f"{kept.orders_per_hour} orders an hour (late events from minutes to 10 days, "
-            "retries, stale and newer versions, bad lines). Both passes ran at once, each in "
+            f"retries, stale and newer versions, bad lines). {how}, each in "
             "its own warm session with `conf/local.toml`'s settings, on the same stream; the "
             f"`maintain` pass ran `maintain` after each day's last run. Load average at the "
             f"start and end: {load}.",
@@ -375,19 +382,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, default=BENCH_DIR / "soak-work")
     parser.add_argument("--results", type=Path, default=BENCH_DIR / "soak.md")
     parser.add_argument("--pass", dest="one_pass", choices=PASSES, default=None)
+    parser.add_argument(
+        "--one-at-a-time",
+        action="store_true",
+        help="run the passes one after the other instead of at once (each alone on the machine)",
+    )
     args = parser.parse_args(argv)
     if args.one_pass:
         record = run_pass(args.one_pass, args.work_dir, args.days, args.orders_per_hour)
         write_record(record, args.work_dir / f"{args.one_pass}.json")
         return 0
     load_start = os.getloadavg()[0]
-    run_both(args.work_dir, args.days, args.orders_per_hour)
+    run_both(args.work_dir, args.days, args.orders_per_hour, not args.one_at_a_time)
     kept, plain = (read_record(args.work_dir / f"{name}.json") for name in PASSES)
     chart = args.results.with_suffix(".png")
     write_chart(kept, plain, chart)
-    command = f"bench/soak.py --days {args.days} --orders-per-hour {args.orders_per_hour}"
+    command = f"bench/soak.py --days {args.days} --orders-per-hour {args.orders_per_hour}" + (
+        " --one-at-a-time" if args.one_at_a_time else ""
+    )
     load = f"{load_start:.2f} and {os.getloadavg()[0]:.2f}"
-    args.results.write_text(render(kept, plain, command, load, chart), encoding="utf-8")
+    args.results.write_text(
+        render(kept, plain, command, load, chart, not args.one_at_a_time), encoding="utf-8"
+    )
     print(args.results.read_text(encoding="utf-8"))
     return 0
 
