@@ -277,6 +277,7 @@ def test_moved_orders_end_with_exactly_one_row_in_the_right_partition(
     assert changed - untouched(files_before, files_by_day(table)) == days_between(D5, D7)
 
 
+@pytest.mark.slow
 def test_rerun_gives_the_same_table_and_corrects_nothing(
     spark: SparkSession, late_wh: Path, make_ctx: ContextFactory, expected: set[Row]
 ) -> None:

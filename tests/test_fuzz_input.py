@@ -396,6 +396,7 @@ def seeded_corpus(size: int, seed: int = 20260310) -> list[str]:
     return corpus
 
 
+@pytest.mark.slow
 def test_parser_agrees_with_the_contract_on_a_seeded_hostile_corpus(spark: SparkSession) -> None:
     corpus = seeded_corpus(3000)
     tally = check_against_contract(spark, corpus)

@@ -216,6 +216,7 @@ def fixture_features(landed: Sequence[LandedVersion]) -> set[str]:
     return features
 
 
+@pytest.mark.slow
 def test_seeded_late_events_follow_the_rule_after_every_batch_and_a_rerun_changes_nothing(
     spark: SparkSession, warehouse: Path, make_ctx: ContextFactory, tmp_path: Path
 ) -> None:

@@ -198,6 +198,7 @@ def _deleted_share(add: dict[str, Any]) -> float:
     return float(add["deletionVector"]["cardinality"]) / rows
 
 
+@pytest.mark.slow
 def test_the_legacy_warehouse_has_deletion_vectors_where_the_old_code_wrote_them(
     maintained: Maintained,
 ) -> None:
@@ -212,6 +213,7 @@ def test_the_legacy_warehouse_has_deletion_vectors_where_the_old_code_wrote_them
     assert sorted(maintained.stopped) == sorted(OTHER_TABLES)
 
 
+@pytest.mark.slow
 def test_maintain_changes_no_row_of_any_table(maintained: Maintained) -> None:
     for after in maintained.rows_after:
         for table in MAINTAINED:
@@ -226,6 +228,7 @@ def test_maintain_changes_no_row_of_any_table(maintained: Maintained) -> None:
         assert {row[1] for row in ledger_after - ledger_before} == {"migrate", "maintain"}
 
 
+@pytest.mark.slow
 def test_maintain_compacts_recent_fct_orders_days_and_purges_what_no_longer_pays(
     maintained: Maintained,
 ) -> None:
@@ -245,6 +248,7 @@ def test_maintain_compacts_recent_fct_orders_days_and_purges_what_no_longer_pays
     assert fct["vacuum_retention_hours"] == 168
 
 
+@pytest.mark.slow
 def test_only_fct_orders_keeps_deletion_vectors_and_delta_rs_reads_every_table(
     spark: SparkSession, maintained: Maintained
 ) -> None:
@@ -265,6 +269,7 @@ def test_only_fct_orders_keeps_deletion_vectors_and_delta_rs_reads_every_table(
     assert arrow_rows(pa.table(result)) == _sorted([tuple(r) for r in fct_df.collect()])
 
 
+@pytest.mark.slow
 def test_the_ledger_row_holds_files_and_bytes_per_table_and_what_delta_reported(
     maintained: Maintained,
 ) -> None:
@@ -284,6 +289,7 @@ def test_the_ledger_row_holds_files_and_bytes_per_table_and_what_delta_reported(
     assert "feature dropped from daily_revenue, orders_landing" in summary
 
 
+@pytest.mark.slow
 def test_a_second_maintain_changes_nothing_material(maintained: Maintained) -> None:
     second = maintained.runs[1]["tables"]
     for table in MAINTAINED:
@@ -297,6 +303,7 @@ def test_a_second_maintain_changes_nothing_material(maintained: Maintained) -> N
         assert set(maintained.files_after[1][table]) == set(maintained.files_after[0][table])
 
 
+@pytest.mark.slow
 def test_verify_passes_after_maintain(spark: SparkSession, maintained: Maintained) -> None:
     ctx = RunContext(make_config(maintained.root), P3, "verify-after-maintain", spark=spark)
     result = verify.run(ctx, verify.VerifyParams())

@@ -254,6 +254,7 @@ def revision_keys(spark: SparkSession, root: Path) -> list[tuple[object, ...]]:
     return sorted(tuple(r) for r in df.collect())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("later", [timedelta(0), timedelta(minutes=5)], ids=["same", "later"])
 def test_a_rollup_overtaken_between_its_read_and_its_merge_starts_over(
     spark: SparkSession,
@@ -309,6 +310,7 @@ class Crash(BaseException):
     """A simulated crash: not an Exception, so nothing retries or records it."""
 
 
+@pytest.mark.slow
 def test_revisions_from_the_changes_equal_reading_them_back_also_across_a_crash(
     spark: SparkSession, copied: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -392,6 +394,7 @@ def test_revisions_from_the_changes_equal_reading_them_back_also_across_a_crash(
     assert per_run == {"published-2-rollup": 5, "rerun": 1, "moved": 3}
 
 
+@pytest.mark.slow
 def test_rollup_recomputes_every_day_and_says_so_when_the_change_feed_was_vacuumed(
     spark: SparkSession, copied: Path, make_ctx: ContextFactory, tmp_path: Path
 ) -> None:
@@ -479,6 +482,7 @@ def seeded_batches(seed: int, runs: list[datetime]) -> list[list[str]]:
     return batches
 
 
+@pytest.mark.slow
 def test_revenue_as_of_matches_what_was_known_at_that_time(
     spark: SparkSession, make_ctx: ContextFactory, warehouse: Path, tmp_path: Path
 ) -> None:
@@ -855,6 +859,7 @@ def test_verify_exits_1_on_an_unpredicated_overwrite_of_fct_orders(
 # --- hourly ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_hourly_end_to_end_lands_merges_rolls_up_verifies_and_announces(
     spark: SparkSession,
     copied: Path,

@@ -130,6 +130,7 @@ def test_a_warehouse_path_with_a_backtick_is_refused_before_spark(
     assert sorted(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_warehouse_and_source_with_quote_characters_work(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -315,6 +316,7 @@ def _files_containing(folder: Path, needle: bytes) -> list[str]:
     return [str(p) for p in folder.rglob("*") if p.is_file() and needle in p.read_bytes()]
 
 
+@pytest.mark.slow
 def test_the_webhook_url_never_leaks(
     spark: SparkSession,
     tmp_path: Path,
