@@ -24,6 +24,8 @@ $(STAMP): setup.cfg pyproject.toml
 	@# If it cannot, Maven fills ~/.m2, which Spark's resolver also reads, and we try again.
 	$(PY) -m orders_etl.session || { \
 	  mvn -q dependency:get -Dartifact=$(DELTA_ARTIFACT) && $(PY) -m orders_etl.session; }
+	@# A JVM class archive of a small demo run: later local starts map it (never fatal).
+	$(PY) -m orders_etl.class_archive
 	touch $(STAMP)
 
 setup: $(STAMP) ## create .venv, install the package and dev tools, cache the Delta jars

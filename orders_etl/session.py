@@ -29,6 +29,15 @@ CATALOG_FOLDER = "_catalog"
 LOG_DIR_VARIABLE = "ORDERS_ETL_LOG_DIR"
 JARS_DIR_VARIABLE = "ORDERS_ETL_JARS_DIR"
 _JARS_COMPLETE = "COMPLETE"
+# HotSpot's class-data-sharing archive of the classes a pipeline run loads, written by
+# `make setup` beside the cached jars (`orders_etl.class_archive`). A local start maps it instead
+# of loading and verifying those classes again from the jars.
+CLASS_ARCHIVE = "classes.jsa"
+JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+ARCHIVE_VARIABLE = "ORDERS_ETL_CLASS_ARCHIVE"  # "off": start without the archive
+# A JVM that cannot use the archive (another JDK build, a changed class path) starts without it;
+# its warnings about that would go to the JVM's stdout, so they are off.
+_QUIET_ARCHIVE = ("-Xshare:auto", "-Xlog:cds=off", "-Xlog:cds+dynamic=off")
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 # Read-only Spark jobs of one run that `concurrently` submits at once. A small job spends most
 # of its time in the driver (planning, Delta's snapshot and file listing), so a few at once
@@ -105,6 +114,27 @@ def cache_delta_jars(spark: SparkSession) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
     staging.rename(folder)
     return folder
+
+
+def class_archive() -> Path | None:
+    """Return the class archive `make setup` wrote for this environment's jars; None without
+    one, or with $ORDERS_ETL_CLASS_ARCHIVE set to `off`."""
+    if os.environ.get(ARCHIVE_VARIABLE, "").strip().lower() == "off":
+        return None
+    path = delta_jars_dir() / CLASS_ARCHIVE
+    return path if path.is_file() and cached_delta_jars() else None
+
+
+def driver_java_options(configured: str | None, archive: Path | None) -> str | None:
+    """Return the local driver JVM's options: the configured ones (which win, being later),
+    after the flags that map `archive` when there is one.
+
+    >>> driver_java_options("-Xss4m", Path("/v/classes.jsa"))
+    '-XX:SharedArchiveFile=/v/classes.jsa -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off -Xss4m'
+    """
+    flags = [f"-XX:SharedArchiveFile={archive}", *_QUIET_ARCHIVE] if archive else []
+    options = " ".join([*flags, *([configured] if configured else [])])
+    return options or None
 
 
 def local_catalog_dir(warehouse_root: str) -> Path | None:
@@ -227,6 +257,9 @@ def get_spark(
             builder = builder.config("spark.jars", ",".join(jars))
         else:
             builder = configure_spark_with_delta_pip(builder)
+        java_options = driver_java_options(settings.conf.get(JAVA_OPTIONS), class_archive())
+        if java_options:
+            builder = builder.config(JAVA_OPTIONS, java_options)
         with _jvm_output_to(None if verbose else spark_log_path()):
             spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
