@@ -8,7 +8,9 @@ The history: a week of generated hourly batches (late, retried, stale and bad ev
 and merged by `hourly` once per simulated day (one process per run). Then `--rounds` rounds,
 each running, as fresh processes and in this order: the bare start, `hourly` on the next
 ~150-line hourly batch, `revenue --as-of`, a no-op `incremental`, a skipped `land` (the batch
-`hourly` just landed), `verify` of one day. The figures are medians over the rounds and the
+`hourly` just landed), `verify` of one day; and `revenue --as-of` once more right after the
+first, started without the JVM class archive `make setup` writes (`ORDERS_ETL_CLASS_ARCHIVE=off`),
+side by side with it. The figures are medians over the rounds and the
 ratio of each median to the bare start's. A first, untimed round runs the same commands with
 Spark's event log on, to count each command's Spark jobs, and counts its Delta commits from
 the tables' logs.
@@ -37,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 from sections import splice_section  # noqa: E402
 
 from orders_etl.sample import generate_batches, write_batches  # noqa: E402
+from orders_etl.session import ARCHIVE_VARIABLE  # noqa: E402
 
 TABLES = (
     "orders_landing",
@@ -87,6 +90,7 @@ class Step:
 
     label: str
     argv: tuple[str, ...] | None
+    env: tuple[tuple[str, str], ...] = ()  # set for this step only; such a step is not counted
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,11 @@ def round_steps(warehouse: Path, batch: Path, at: datetime) -> list[Step]:
             "`revenue --as-of T --format csv`",
             ("revenue", "--as-of", at.isoformat(), "--format", "csv", *common),
         ),
+        Step(
+            "the same `revenue`, without the JVM class archive",
+            ("revenue", "--as-of", at.isoformat(), "--format", "csv", *common),
+            ((ARCHIVE_VARIABLE, "off"),),
+        ),
         Step("`incremental` with nothing new", ("incremental", *common)),
         Step("`land` of a batch already landed", ("land", "--source", str(batch), *common)),
         Step(
@@ -216,7 +225,7 @@ def count_round(
     shutil.rmtree(scratch, ignore_errors=True)
     _mark_used(batch)
     for step in round_steps(warehouse, batch, at):
-        if step.argv is None:
+        if step.argv is None or step.env:
             continue
         event_dir = scratch / f"events-{len(counted)}"
         event_dir.mkdir(parents=True)
@@ -246,7 +255,7 @@ def time_rounds(
                 if step.argv is None
                 else command_line(step.argv, tree)
             )
-            seconds.setdefault(step.label, []).append(_run(argv, env))
+            seconds.setdefault(step.label, []).append(_run(argv, {**env, **dict(step.env)}))
     return seconds
 
 
