@@ -4,6 +4,7 @@ the Hive catalog for the runs that register names in one."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -132,7 +133,10 @@ def driver_java_options(configured: str | None, archive: Path | None) -> str | N
     >>> driver_java_options("-Xss4m", Path("/v/classes.jsa"))
     '-XX:SharedArchiveFile=/v/classes.jsa -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off -Xss4m'
     """
-    flags = [f"-XX:SharedArchiveFile={archive}", *_QUIET_ARCHIVE] if archive else []
+    # Spark splits these options as a shell would: quote a path with spaces.
+    flags = (
+        [f"-XX:SharedArchiveFile={shlex.quote(str(archive))}", *_QUIET_ARCHIVE] if archive else []
+    )
     options = " ".join([*flags, *([configured] if configured else [])])
     return options or None
 

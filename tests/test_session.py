@@ -26,6 +26,8 @@ def test_the_archive_flags_come_first_so_configured_options_win() -> None:
     assert words[0] == f"-XX:SharedArchiveFile={archive}"
     assert "-Xlog:cds=off" in words and "-Xlog:cds+dynamic=off" in words
     assert words[-2:] == ["-Xss4m", "-XX:+UseParallelGC"]
+    spaced = driver_java_options(None, Path("/my venv/classes.jsa"))
+    assert spaced is not None and spaced.startswith("-XX:SharedArchiveFile='/my venv/classes.jsa' ")
     assert driver_java_options("-Xss4m", None) == "-Xss4m"
     assert driver_java_options(None, None) is None
 
