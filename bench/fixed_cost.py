@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,17 +184,18 @@ def round_steps(warehouse: Path, batch: Path, at: datetime) -> list[Step]:
     """The commands of one round, in order."""
     common = ("--warehouse", str(warehouse), "--processing-time", at.isoformat())
     day = (at - timedelta(hours=1)).date().isoformat()
+    revenue = Step(
+        "`revenue --as-of T --format csv`",
+        ("revenue", "--as-of", at.isoformat(), "--format", "csv", *common),
+    )
     return [
         Step("bare Delta session start", None),
         Step("`hourly` on a ~150-line batch", ("hourly", "--source", str(batch), *common)),
-        Step(
-            "`revenue --as-of T --format csv`",
-            ("revenue", "--as-of", at.isoformat(), "--format", "csv", *common),
-        ),
-        Step(
-            "the same `revenue`, without the JVM class archive",
-            ("revenue", "--as-of", at.isoformat(), "--format", "csv", *common),
-            ((ARCHIVE_VARIABLE, "off"),),
+        revenue,
+        replace(
+            revenue,
+            label="the same `revenue`, without the JVM class archive",
+            env=((ARCHIVE_VARIABLE, "off"),),
         ),
         Step("`incremental` with nothing new", ("incremental", *common)),
         Step("`land` of a batch already landed", ("land", "--source", str(batch), *common)),

@@ -22,7 +22,7 @@ from contextlib import redirect_stderr, redirect_stdout
 from datetime import UTC, datetime
 from pathlib import Path
 
-from orders_etl.config import SparkSettings, load_config
+from orders_etl.config import Config, SparkSettings, load_config
 from orders_etl.context import RunContext
 from orders_etl.pipeline import demo
 from orders_etl.runner import new_run_id
@@ -31,7 +31,9 @@ from orders_etl.session import (
     JAVA_OPTIONS,
     cached_delta_jars,
     delta_jars_dir,
+    driver_java_options,
     get_spark,
+    path_flag,
 )
 
 
@@ -39,9 +41,8 @@ def _quiet(_: str) -> None:
     """Drop the demo's story: setup prints one line of its own."""
 
 
-def _run_demo(settings: SparkSettings, work: Path) -> None:
-    """Run a one-day demo on a warehouse in `work`, in a session built from `settings`."""
-    config = load_config("local", str(work / "warehouse"))
+def _run_demo(config: Config, settings: SparkSettings) -> None:
+    """Run a one-day demo on `config`'s warehouse, in a session built from `settings`."""
     spark = get_spark(settings)
     now = datetime.now(UTC)
     ctx = RunContext(config, now, new_run_id(), spark=spark, progress=_quiet)
@@ -78,18 +79,19 @@ def write_class_archive(force: bool = False) -> Path | None:
     target.unlink(missing_ok=True)  # a session must not map the archive it replaces
     staging = target.with_name(f"{CLASS_ARCHIVE}.tmp-{os.getpid()}")
     staging.unlink(missing_ok=True)
-    config = load_config("local", None)
-    options = " ".join(
-        o for o in (config.spark.conf.get(JAVA_OPTIONS), f"-XX:ArchiveClassesAtExit={staging}") if o
+    work = Path(tempfile.mkdtemp(prefix="orders_etl-class-archive-"))
+    config = load_config("local", str(work / "warehouse"))
+    options = driver_java_options(
+        config.spark.conf.get(JAVA_OPTIONS), path_flag("-XX:ArchiveClassesAtExit", staging)
     )
+    assert options is not None
     settings = SparkSettings(
         app_name="orders_etl-class-archive",
         master=config.spark.master,
         conf={**config.spark.conf, JAVA_OPTIONS: options},
     )
-    work = Path(tempfile.mkdtemp(prefix="orders_etl-class-archive-"))
     try:
-        _run_demo(settings, work)
+        _run_demo(config, settings)
     finally:
         code = _stop_jvm_and_wait()
         shutil.rmtree(work, ignore_errors=True)

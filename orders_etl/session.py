@@ -126,17 +126,24 @@ def class_archive() -> Path | None:
     return path if path.is_file() and cached_delta_jars() else None
 
 
-def driver_java_options(configured: str | None, archive: Path | None) -> str | None:
-    """Return the local driver JVM's options: the configured ones (which win, being later),
-    after the flags that map `archive` when there is one.
+def path_flag(flag: str, path: Path) -> str:
+    """Return the JVM flag `flag=path`, the path quoted as Spark's option splitting (a shell's)
+    needs when it holds spaces."""
+    return f"{flag}={shlex.quote(str(path))}"
 
-    >>> driver_java_options("-Xss4m", Path("/v/classes.jsa"))
-    '-XX:SharedArchiveFile=/v/classes.jsa -Xshare:auto -Xlog:cds=off -Xlog:cds+dynamic=off -Xss4m'
+
+def archive_flags(archive: Path | None) -> tuple[str, ...]:
+    """Return the JVM flags that map `archive` quietly; none without one."""
+    return (path_flag("-XX:SharedArchiveFile", archive), *_QUIET_ARCHIVE) if archive else ()
+
+
+def driver_java_options(configured: str | None, *flags: str) -> str | None:
+    """Return the local driver JVM's options: `flags`, then the configured ones (which win,
+    being later); None when there are neither.
+
+    >>> driver_java_options("-Xss4m", "-Xshare:auto")
+    '-Xshare:auto -Xss4m'
     """
-    # Spark splits these options as a shell would: quote a path with spaces.
-    flags = (
-        [f"-XX:SharedArchiveFile={shlex.quote(str(archive))}", *_QUIET_ARCHIVE] if archive else []
-    )
     options = " ".join([*flags, *([configured] if configured else [])])
     return options or None
 
@@ -261,7 +268,9 @@ def get_spark(
             builder = builder.config("spark.jars", ",".join(jars))
         else:
             builder = configure_spark_with_delta_pip(builder)
-        java_options = driver_java_options(settings.conf.get(JAVA_OPTIONS), class_archive())
+        java_options = driver_java_options(
+            settings.conf.get(JAVA_OPTIONS), *archive_flags(class_archive())
+        )
         if java_options:
             builder = builder.config(JAVA_OPTIONS, java_options)
         with _jvm_output_to(None if verbose else spark_log_path()):

@@ -11,6 +11,7 @@ from pyspark.sql import SparkSession
 from orders_etl.session import (
     ARCHIVE_VARIABLE,
     CLASS_ARCHIVE,
+    archive_flags,
     cached_delta_jars,
     class_archive,
     delta_jars_dir,
@@ -20,16 +21,16 @@ from orders_etl.session import (
 
 def test_the_archive_flags_come_first_so_configured_options_win() -> None:
     archive = Path("/v/classes.jsa")
-    options = driver_java_options("-Xss4m -XX:+UseParallelGC", archive)
+    options = driver_java_options("-Xss4m -XX:+UseParallelGC", *archive_flags(archive))
     assert options is not None
     words = options.split()
     assert words[0] == f"-XX:SharedArchiveFile={archive}"
     assert "-Xlog:cds=off" in words and "-Xlog:cds+dynamic=off" in words
     assert words[-2:] == ["-Xss4m", "-XX:+UseParallelGC"]
-    spaced = driver_java_options(None, Path("/my venv/classes.jsa"))
+    spaced = driver_java_options(None, *archive_flags(Path("/my venv/classes.jsa")))
     assert spaced is not None and spaced.startswith("-XX:SharedArchiveFile='/my venv/classes.jsa' ")
-    assert driver_java_options("-Xss4m", None) == "-Xss4m"
-    assert driver_java_options(None, None) is None
+    assert driver_java_options("-Xss4m", *archive_flags(None)) == "-Xss4m"
+    assert driver_java_options(None, *archive_flags(None)) is None
 
 
 def test_off_starts_without_the_archive(monkeypatch: pytest.MonkeyPatch) -> None:
