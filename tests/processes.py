@@ -15,15 +15,28 @@ from pathlib import Path
 
 import pyspark
 
+from orders_etl.session import archive_flags, class_archive
+
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 SPARK_BIN = SPARK_HOME / "bin"
+
+
+def archive_java_options() -> str:
+    """The class archive's JVM flags as one option string ("" without an archive): mapped by any
+    JVM whose class path is the one the archive was written with (a spark-submit driver in client
+    mode, a standalone master, worker or executor), ignored quietly by any other."""
+    return " ".join(archive_flags(class_archive()))
 
 
 def spark_env(**extra: str) -> dict[str, str]:
     """The environment of a Spark process started from a test: this venv's pyspark as
     SPARK_HOME and its Python for drivers and workers, bound to 127.0.0.1, no gateway of the
-    test's own session."""
+    test's own session. spark-submit and the standalone daemons map the class archive `make
+    setup` wrote, as a local `orders-etl` start does: the same JVMs, started sooner."""
+    options = archive_java_options()
     env = {
+        "SPARK_SUBMIT_OPTS": options,
+        "SPARK_DAEMON_JAVA_OPTS": options,
         **os.environ,
         "SPARK_HOME": str(SPARK_HOME),
         "PYSPARK_PYTHON": sys.executable,

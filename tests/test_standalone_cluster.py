@@ -32,7 +32,17 @@ from orders_etl import cli
 from orders_etl.sample import generate_batches, write_batches
 from orders_etl.session import cached_delta_jars
 from tests.helpers import fct_rows, landing_dicts
-from tests.processes import SPARK_BIN, free_port, run, spark_env, start, stop, tail, wait_for_port
+from tests.processes import (
+    SPARK_BIN,
+    archive_java_options,
+    free_port,
+    run,
+    spark_env,
+    start,
+    stop,
+    tail,
+    wait_for_port,
+)
 from tests.reference import expected_fct, expected_revenue, rows_to_versions
 
 pytestmark = pytest.mark.slow
@@ -226,6 +236,8 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 # batches, compiling generated code (driver and executor) costs more than it
                 # saves. The spark-submit and Thrift tests run with code generation on.
                 *INTERPRETED,
+                "--conf",
+                f"spark.executor.extraJavaOptions={archive_java_options()}",
                 str(ROOT / "jobs" / f"{job.command}.py"),
                 *job_flags(job, warehouse),
             ]
