@@ -47,8 +47,10 @@ def test_no_archive_without_the_cached_jars(
     assert class_archive() is None
 
 
+@pytest.mark.slow
 def test_setup_left_an_archive_and_the_test_jvm_maps_it(spark: SparkSession) -> None:
-    """`make setup` writes the archive; the suite's own session was started with it."""
+    """`make setup` (which `make test` needs) writes the archive; the suite's own session was
+    started with it. Slow tier: `make test-fast` runs without building the archive."""
     archive = class_archive()
     assert archive is not None, f"no {CLASS_ARCHIVE} in {delta_jars_dir()}: run make setup"
     jvm = spark.sparkContext._jvm
