@@ -45,55 +45,74 @@ def _with(**changes: object) -> str:
 _MISSING = object()
 
 
-@pytest.mark.parametrize(
-    ("line", "reason"),
-    [
-        (_with(), None),
-        ("{not json", Reason.INVALID_JSON),
-        ('{"order_id": "a", "order_id": "b"}', Reason.DUPLICATE_KEY),
-        ("[1, 2]", Reason.NOT_AN_OBJECT),
-        ('"just a string"', Reason.NOT_AN_OBJECT),
-        (_with(order_id=_MISSING), Reason.MISSING_ORDER_ID),
-        (_with(order_id=None), Reason.MISSING_ORDER_ID),
-        (_with(order_id=42), Reason.WRONG_TYPE_ORDER_ID),
-        (_with(order_id=""), Reason.EMPTY_ORDER_ID),
-        (_with(order_id="x" * 64), None),
-        (_with(order_id="x" * 65), Reason.ORDER_ID_TOO_LONG),
-        (_with(customer_id=_MISSING), Reason.MISSING_CUSTOMER_ID),
-        (_with(customer_id=" "), Reason.EMPTY_CUSTOMER_ID),
-        (_with(customer_id=["c1"]), Reason.WRONG_TYPE_CUSTOMER_ID),
-        (_with(status=_MISSING), Reason.MISSING_STATUS),
-        (_with(status="Paid"), Reason.INVALID_STATUS),
-        (_with(status="refunded"), None),
-        (_with(amount=_MISSING), Reason.MISSING_AMOUNT),
-        (_with(amount=True), Reason.WRONG_TYPE_AMOUNT),
-        (_with(amount="abc"), Reason.INVALID_AMOUNT),
-        (_with(amount="1e3"), Reason.INVALID_AMOUNT),
-        (_with(amount=-1), Reason.AMOUNT_OUT_OF_RANGE),
-        (_with(amount="10000000000000000"), Reason.AMOUNT_OUT_OF_RANGE),
-        (_with(amount="9999999999999999.99"), None),
-        (_with(amount=1.005), Reason.AMOUNT_TOO_MANY_DECIMALS),
-        (_with(amount="1.005"), Reason.AMOUNT_TOO_MANY_DECIMALS),
-        (_with(amount="1.500"), None),
-        (_with(amount=0), None),
-        (_with(currency=_MISSING), Reason.MISSING_CURRENCY),
-        (_with(currency="eur"), Reason.INVALID_CURRENCY),
-        (_with(currency="EURO"), Reason.INVALID_CURRENCY),
-        (_with(event_time=_MISSING), Reason.MISSING_EVENT_TIME),
-        (_with(event_time=1700000000), Reason.WRONG_TYPE_EVENT_TIME),
-        (_with(event_time="2026-03-01T10:00:00"), Reason.EVENT_TIME_WITHOUT_ZONE),
-        (_with(event_time="2026-02-30T10:00:00Z"), Reason.INVALID_EVENT_TIME),
-        (_with(event_time="yesterday"), Reason.INVALID_EVENT_TIME),
-        (_with(event_time="2024-02-29T23:00:00-12:00"), None),
-        (_with(event_time="2026-03-03T12:00:00Z"), None),
-        (_with(event_time="2026-03-03T12:00:01Z"), Reason.EVENT_TIME_IN_FUTURE),
-        (_with(event_time="2026-03-04T00:00:00+14:00"), None),
-    ],
-)
+# Each rule's valid and broken case: (line, the reason it is quarantined for, None if valid).
+RULE_CASES: list[tuple[str, str | None]] = [
+    (_with(), None),
+    ("{not json", Reason.INVALID_JSON),
+    ('{"order_id": "a", "order_id": "b"}', Reason.DUPLICATE_KEY),
+    ("[1, 2]", Reason.NOT_AN_OBJECT),
+    ('"just a string"', Reason.NOT_AN_OBJECT),
+    (_with(order_id=_MISSING), Reason.MISSING_ORDER_ID),
+    (_with(order_id=None), Reason.MISSING_ORDER_ID),
+    (_with(order_id=42), Reason.WRONG_TYPE_ORDER_ID),
+    (_with(order_id=""), Reason.EMPTY_ORDER_ID),
+    (_with(order_id="x" * 64), None),
+    (_with(order_id="x" * 65), Reason.ORDER_ID_TOO_LONG),
+    (_with(customer_id=_MISSING), Reason.MISSING_CUSTOMER_ID),
+    (_with(customer_id=" "), Reason.EMPTY_CUSTOMER_ID),
+    (_with(customer_id=["c1"]), Reason.WRONG_TYPE_CUSTOMER_ID),
+    (_with(status=_MISSING), Reason.MISSING_STATUS),
+    (_with(status="Paid"), Reason.INVALID_STATUS),
+    (_with(status="refunded"), None),
+    (_with(amount=_MISSING), Reason.MISSING_AMOUNT),
+    (_with(amount=True), Reason.WRONG_TYPE_AMOUNT),
+    (_with(amount="abc"), Reason.INVALID_AMOUNT),
+    (_with(amount="1e3"), Reason.INVALID_AMOUNT),
+    (_with(amount=-1), Reason.AMOUNT_OUT_OF_RANGE),
+    (_with(amount="10000000000000000"), Reason.AMOUNT_OUT_OF_RANGE),
+    (_with(amount="9999999999999999.99"), None),
+    (_with(amount=1.005), Reason.AMOUNT_TOO_MANY_DECIMALS),
+    (_with(amount="1.005"), Reason.AMOUNT_TOO_MANY_DECIMALS),
+    (_with(amount="1.500"), None),
+    (_with(amount=0), None),
+    (_with(currency=_MISSING), Reason.MISSING_CURRENCY),
+    (_with(currency="eur"), Reason.INVALID_CURRENCY),
+    (_with(currency="EURO"), Reason.INVALID_CURRENCY),
+    (_with(event_time=_MISSING), Reason.MISSING_EVENT_TIME),
+    (_with(event_time=1700000000), Reason.WRONG_TYPE_EVENT_TIME),
+    (_with(event_time="2026-03-01T10:00:00"), Reason.EVENT_TIME_WITHOUT_ZONE),
+    (_with(event_time="2026-02-30T10:00:00Z"), Reason.INVALID_EVENT_TIME),
+    (_with(event_time="yesterday"), Reason.INVALID_EVENT_TIME),
+    (_with(event_time="2024-02-29T23:00:00-12:00"), None),
+    (_with(event_time="2026-03-03T12:00:00Z"), None),
+    (_with(event_time="2026-03-03T12:00:01Z"), Reason.EVENT_TIME_IN_FUTURE),
+    (_with(event_time="2026-03-04T00:00:00+14:00"), None),
+]
+
+
+@pytest.fixture(scope="module")
+def rule_reasons(spark: SparkSession) -> dict[str, str | None]:
+    """Every rule case parsed in one batch, one line each (one Spark job, not one a case):
+    line -> reason."""
+    lines = [line for line, _ in RULE_CASES]
+    assert len(set(lines)) == len(lines)
+    return dict(zip(lines, _reasons(spark, lines), strict=True))
+
+
+@pytest.mark.parametrize(("line", "reason"), RULE_CASES)
 def test_each_rule_has_a_valid_and_a_broken_case(
-    spark: SparkSession, line: str, reason: str | None
+    rule_reasons: dict[str, str | None], line: str, reason: str | None
 ) -> None:
-    assert _reasons(spark, [line]) == [reason]
+    assert rule_reasons[line] == reason
+
+
+def test_a_line_is_judged_alone_as_among_the_other_cases(
+    spark: SparkSession, rule_reasons: dict[str, str | None]
+) -> None:
+    """The rule cases share one batch: a line's reason does not depend on its neighbours."""
+    alone = [RULE_CASES[0][0], RULE_CASES[2][0], RULE_CASES[-2][0]]
+    assert _reasons(spark, alone) == [rule_reasons[line] for line in alone]
+    assert _reasons(spark, alone[1:2]) == [rule_reasons[alone[1]]]
 
 
 def test_valid_rows_are_typed_and_converted_to_utc(spark: SparkSession) -> None:
