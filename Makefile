@@ -45,11 +45,11 @@ test-faults: setup ## the fault tests with the full 5 random SIGKILLs per writin
 	ORDERS_ETL_KILLS_PER_COMMAND=5 $(PY) -m pytest --durations=25 \
 	  tests/test_faults_kill.py tests/test_faults_concurrent.py $(PYTEST_ARGS)
 
-lint: setup ## ruff lint and format check
+lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: setup ## mypy --strict
+typecheck: $(STAMP) ## mypy --strict
 	$(VENV)/bin/mypy
 
 check: lint typecheck test ## lint, typecheck and test
@@ -67,7 +67,7 @@ SOAK_ARGS ?=
 soak: setup ## soak: 14 simulated days of hourly runs with and without maintain (writes bench/soak.md, bench/soak.png)
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
-dist: setup ## build a wheel and a zip for spark-submit --py-files into dist/
+dist: $(STAMP) ## build a wheel and a zip for spark-submit --py-files into dist/
 	rm -rf dist build
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
 	$(PY) -c "import pathlib, zipfile; z = zipfile.ZipFile('dist/orders_etl.zip', 'w'); \
