@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyspark
 
-from orders_etl.session import archive_flags, class_archive
+from orders_etl.session import archive_flags, class_archive, driver_java_options
 
 SPARK_HOME = Path(pyspark.__file__).resolve().parent
 SPARK_BIN = SPARK_HOME / "bin"
@@ -25,7 +25,7 @@ def archive_java_options() -> str:
     """The class archive's JVM flags as one option string ("" without an archive): mapped by any
     JVM whose class path is the one the archive was written with (a spark-submit driver in client
     mode, a standalone master, worker or executor), ignored quietly by any other."""
-    return " ".join(archive_flags(class_archive()))
+    return driver_java_options(None, *archive_flags(class_archive())) or ""
 
 
 def spark_env(**extra: str) -> dict[str, str]:

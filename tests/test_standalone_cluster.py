@@ -222,6 +222,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
     env = spark_env(ORDERS_ETL_CONF_DIR=str(ROOT / "conf"), ORDERS_ETL_LOG_DIR=str(folder / "logs"))
     env.pop("ORDERS_ETL_REVISION_WEBHOOK", None)
     env.pop("ORDERS_ETL_ENV", None)
+    executor_options = f"spark.executor.extraJavaOptions={archive_java_options()}"
     submits = []
     with standalone_cluster(folder) as (master_url, work_dir):
         for job in jobs:
@@ -237,7 +238,7 @@ def cluster_run(tmp_path_factory: pytest.TempPathFactory) -> ClusterRun:
                 # saves. The spark-submit and Thrift tests run with code generation on.
                 *INTERPRETED,
                 "--conf",
-                f"spark.executor.extraJavaOptions={archive_java_options()}",
+                executor_options,
                 str(ROOT / "jobs" / f"{job.command}.py"),
                 *job_flags(job, warehouse),
             ]
