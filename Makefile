@@ -7,9 +7,10 @@ ARCHIVED := $(VENV)/.archived
 WAREHOUSE ?= ./warehouse
 DELTA_ARTIFACT := io.delta:delta-spark_4.2_2.13:4.4.0
 PYTEST_ARGS ?=
-# pytest-xdist workers: each is one Spark session; a test file stays whole on one worker.
+# pytest-xdist workers: each is one Spark session; a test file stays whole on one worker, and
+# the workers take the files slowest first (tests/conftest.py SLOWEST_FIRST), not most tests first.
 TEST_WORKERS ?= 2
-XDIST := -n $(TEST_WORKERS) --dist loadfile
+XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test test-fast test-faults lint typecheck check demo bench soak dist clean
